@@ -1,0 +1,54 @@
+# Lakewire: `make up` runs the embedded platform, `make test` runs every check CI runs.
+# Only Python 3.11 is assumed; uv (pinned) is bootstrapped into .tools/ and installs the
+# locked environment from uv.lock into .venv/.
+
+PYTHON    ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION = 0.13.9
+TOOLS      = .tools
+UV         = $(TOOLS)/bin/uv
+VENV       = .venv
+BIN        = $(VENV)/bin
+
+.PHONY: up down status test lint typecheck pytest bench bench-smoke browser clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+up: $(VENV)/.synced
+	$(BIN)/lakewire up
+
+down: $(VENV)/.synced
+	$(BIN)/lakewire down
+
+status: $(VENV)/.synced
+	$(BIN)/lakewire status
+
+# Debian's Chromium drives the Object Storage page in the browser tests.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.synced
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+pytest: $(VENV)/.synced browser
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: lint pytest
+
+bench: $(VENV)/.synced
+	$(BIN)/python -m bench
+
+bench-smoke: $(VENV)/.synced
+	$(BIN)/python -m bench --smoke
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .lakewire

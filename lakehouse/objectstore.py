@@ -1,0 +1,433 @@
+"""One object-store abstraction over obstore (Rust ``object_store``), local directory or S3.
+
+obstore is the engine delta-rs and polars use, so the service, the pipelines and notebooks all
+see the same bytes, etags and listing order. Bucket management is not part of obstore's model;
+the local backend maps a bucket to a folder and the S3 backend uses the S3 API (boto3) for the
+bucket-level calls only.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import obstore
+from obstore.store import LocalStore, S3Store
+
+from lakehouse.settings import Settings
+
+BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+MAX_KEY_BYTES = 1024
+# obstore's LocalStore stages a put as "<path>#<n>" and renames it into place.
+STAGING_RE = re.compile(r"#\d+$")
+
+
+class StorageError(Exception):
+    """Base for errors a caller can show to a user as-is."""
+
+
+class InvalidName(StorageError, ValueError):
+    pass
+
+
+class BucketNotFound(StorageError, LookupError):
+    pass
+
+
+class BucketExists(StorageError):
+    pass
+
+
+class ObjectNotFound(StorageError, LookupError):
+    pass
+
+
+def validate_bucket_name(name: str) -> str:
+    """Check the S3 naming rules we enforce on both backends, naming the rule that is broken."""
+    if not 3 <= len(name) <= 63:
+        raise InvalidName(f"bucket name must be 3-63 characters long (got {len(name)})")
+    if not re.fullmatch(r"[a-z0-9-]+", name):
+        raise InvalidName("bucket name may contain only lowercase letters, digits and hyphens")
+    if not BUCKET_NAME_RE.match(name):
+        raise InvalidName("bucket name must start and end with a lowercase letter or digit")
+    return name
+
+
+def validate_key(key: str) -> str:
+    """Reject keys that could escape a bucket folder or that S3 would refuse."""
+    if not key:
+        raise InvalidName("object key must not be empty")
+    if "\x00" in key:
+        raise InvalidName("object key must not contain NUL")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise InvalidName(f"object key must be at most {MAX_KEY_BYTES} bytes")
+    if key.startswith("/"):
+        raise InvalidName("object key must not start with '/'")
+    if any(part in ("..", ".") for part in key.split("/")):
+        raise InvalidName("object key must not contain '.' or '..' segments")
+    if key.endswith("/") or "//" in key:
+        raise InvalidName("object key must not contain empty path segments")
+    if STAGING_RE.search(key):
+        raise InvalidName("object key must not end in '#<digits>' (reserved for staging)")
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime
+    etag: str
+    version: str | None = None
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> ObjectInfo:
+        return cls(
+            key=meta["path"],
+            size=int(meta["size"]),
+            last_modified=meta["last_modified"],
+            etag=(meta.get("e_tag") or "").strip('"'),
+            version=meta.get("version"),
+        )
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    folders: list[str]
+    objects: list[ObjectInfo]
+    next_cursor: str | None
+
+
+class ObjectStore(Protocol):
+    """What every backend offers; the service, pipelines and CLI are written against this."""
+
+    kind: str
+
+    def list_buckets(self) -> list[BucketInfo]: ...
+    def bucket_exists(self, bucket: str) -> bool: ...
+    def create_bucket(self, bucket: str) -> None: ...
+    def delete_bucket(self, bucket: str) -> None: ...
+    def store(self, bucket: str) -> Any: ...
+    def url(self, bucket: str, path: str = "") -> str: ...
+    def storage_options(self) -> dict[str, str]: ...
+    def ping(self) -> bool: ...
+
+
+class _Objects:
+    """Object-level calls shared by both backends: they differ only in ``store(bucket)``."""
+
+    def store(self, bucket: str) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def bucket_exists(self, bucket: str) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _require(self, bucket: str) -> Any:
+        if not self.bucket_exists(bucket):
+            raise BucketNotFound(f"bucket '{bucket}' does not exist")
+        return self.store(bucket)
+
+    def put(self, bucket: str, key: str, data: bytes | Iterable[bytes] | Path) -> ObjectInfo:
+        validate_key(key)
+        store = self._require(bucket)
+        payload: Any = data
+        if isinstance(data, Path):
+            payload = data
+        obstore.put(store, key, payload)
+        return self.head(bucket, key)
+
+    async def put_async(
+        self, bucket: str, key: str, data: AsyncIterator[bytes] | bytes
+    ) -> ObjectInfo:
+        validate_key(key)
+        store = self._require(bucket)
+        await obstore.put_async(store, key, data)
+        return await self.head_async(bucket, key)
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        validate_key(key)
+        try:
+            return ObjectInfo.from_meta(obstore.head(self._require(bucket), key))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object '{bucket}/{key}' does not exist") from exc
+
+    async def head_async(self, bucket: str, key: str) -> ObjectInfo:
+        validate_key(key)
+        try:
+            return ObjectInfo.from_meta(await obstore.head_async(self._require(bucket), key))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object '{bucket}/{key}' does not exist") from exc
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        validate_key(key)
+        try:
+            return bytes(obstore.get(self._require(bucket), key).bytes())
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object '{bucket}/{key}' does not exist") from exc
+
+    def get_stream(self, bucket: str, key: str, chunk_size: int = 8 * 1024**2) -> Iterator[bytes]:
+        validate_key(key)
+        try:
+            result = obstore.get(self._require(bucket), key)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object '{bucket}/{key}' does not exist") from exc
+        for chunk in result.stream(min_chunk_size=chunk_size):
+            yield bytes(chunk)
+
+    def delete(self, bucket: str, key: str) -> None:
+        validate_key(key)
+        obstore.delete(self._require(bucket), key)
+
+    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        store = self._require(bucket)
+        for batch in obstore.list(store, prefix=prefix or None, chunk_size=1000):
+            for meta in batch:
+                if STAGING_RE.search(meta["path"]):
+                    continue
+                yield ObjectInfo.from_meta(meta)
+
+    def list_page(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = "/",
+        cursor: str | None = None,
+        limit: int = 1000,
+    ) -> Listing:
+        """One page of a listing, sorted by key; ``cursor`` is the last key of the previous page.
+
+        Folders (common prefixes) and objects are merged in key order so a page boundary can
+        fall anywhere and the next page starts strictly after the cursor.
+        """
+        store = self._require(bucket)
+        entries: list[tuple[str, ObjectInfo | None]] = []
+        seen_folders: set[str] = set()
+        stream = obstore.list(store, prefix=prefix or None, offset=cursor, chunk_size=1000)
+        for batch in stream:
+            for meta in batch:
+                key = meta["path"]
+                if STAGING_RE.search(key) or (cursor is not None and key <= cursor):
+                    continue
+                rest = key[len(prefix) :]
+                if delimiter and delimiter in rest:
+                    folder = prefix + rest.split(delimiter, 1)[0] + delimiter
+                    if folder in seen_folders or (cursor is not None and folder <= cursor):
+                        continue
+                    seen_folders.add(folder)
+                    entries.append((folder, None))
+                else:
+                    entries.append((key, ObjectInfo.from_meta(meta)))
+                if len(entries) > limit:
+                    break
+            if len(entries) > limit:
+                break
+        page, more = entries[:limit], len(entries) > limit
+        # Folders are emitted as a sort key "<folder>\uffff" so the cursor skips their contents.
+        next_cursor = None
+        if more and page:
+            last, info = page[-1]
+            next_cursor = last if info is not None else last + "\U0010ffff"
+        return Listing(
+            folders=[k for k, info in page if info is None],
+            objects=[info for _, info in page if info is not None],
+            next_cursor=next_cursor,
+        )
+
+
+class LocalObjectStore(_Objects):
+    """Embedded default: ``<data_dir>/storage/<bucket>/<key>``."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._stores: dict[str, LocalStore] = {}
+
+    def bucket_path(self, bucket: str) -> Path:
+        validate_bucket_name(bucket)
+        return self.root / bucket
+
+    def list_buckets(self) -> list[BucketInfo]:
+        out = []
+        for child in sorted(self.root.iterdir()):
+            if child.is_dir() and BUCKET_NAME_RE.match(child.name):
+                created = datetime.fromtimestamp(child.stat().st_ctime, tz=UTC)
+                out.append(BucketInfo(child.name, created))
+        return out
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            return self.bucket_path(bucket).is_dir()
+        except InvalidName:
+            return False
+
+    def create_bucket(self, bucket: str) -> None:
+        path = self.bucket_path(bucket)
+        try:
+            path.mkdir()
+        except FileExistsError as exc:
+            raise BucketExists(f"bucket '{bucket}' already exists") from exc
+
+    def delete_bucket(self, bucket: str) -> None:
+        path = self.bucket_path(bucket)
+        if not path.is_dir():
+            raise BucketNotFound(f"bucket '{bucket}' does not exist")
+        shutil.rmtree(path)
+        self._stores.pop(bucket, None)
+
+    def store(self, bucket: str) -> LocalStore:
+        if bucket not in self._stores:
+            self._stores[bucket] = LocalStore(self.bucket_path(bucket))
+        return self._stores[bucket]
+
+    def url(self, bucket: str, path: str = "") -> str:
+        return (
+            (self.bucket_path(bucket) / path).as_uri()
+            if path
+            else self.bucket_path(bucket).as_uri()
+        )
+
+    def local_path(self, bucket: str, key: str) -> Path:
+        validate_key(key)
+        return self.bucket_path(bucket) / key
+
+    def storage_options(self) -> dict[str, str]:
+        return {}
+
+    def ping(self) -> bool:
+        return self.root.is_dir()
+
+
+class S3ObjectStore(_Objects):
+    """MinIO, AWS S3 or any S3-compatible store; path-style and plain http are settings."""
+
+    kind = "s3"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stores: dict[str, S3Store] = {}
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            s = self.settings
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=s.s3_endpoint,
+                aws_access_key_id=s.s3_access_key.get_secret_value() if s.s3_access_key else None,
+                aws_secret_access_key=(
+                    s.s3_secret_key.get_secret_value() if s.s3_secret_key else None
+                ),
+                region_name=s.s3_region,
+                config=Config(
+                    s3={"addressing_style": "path" if s.s3_path_style else "auto"},
+                    connect_timeout=3,
+                    read_timeout=30,
+                    retries={"max_attempts": 2},
+                ),
+            )
+        return self._client
+
+    def _config(self) -> dict[str, Any]:
+        s = self.settings
+        cfg: dict[str, Any] = {"region": s.s3_region}
+        if s.s3_endpoint:
+            cfg["endpoint"] = s.s3_endpoint
+        if s.s3_access_key and s.s3_secret_key:
+            cfg["access_key_id"] = s.s3_access_key.get_secret_value()
+            cfg["secret_access_key"] = s.s3_secret_key.get_secret_value()
+        cfg["virtual_hosted_style_request"] = not s.s3_path_style
+        return cfg
+
+    def list_buckets(self) -> list[BucketInfo]:
+        resp = self.client.list_buckets()
+        return [BucketInfo(b["Name"], b.get("CreationDate")) for b in resp.get("Buckets", [])]
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            validate_bucket_name(bucket)
+            self.client.head_bucket(Bucket=bucket)
+            return True
+        except InvalidName:
+            return False
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise
+
+    def create_bucket(self, bucket: str) -> None:
+        validate_bucket_name(bucket)
+        try:
+            self.client.create_bucket(Bucket=bucket)
+        except self.client.exceptions.BucketAlreadyOwnedByYou as exc:
+            raise BucketExists(f"bucket '{bucket}' already exists") from exc
+        except self.client.exceptions.BucketAlreadyExists as exc:
+            raise BucketExists(f"bucket '{bucket}' already exists") from exc
+
+    def delete_bucket(self, bucket: str) -> None:
+        if not self.bucket_exists(bucket):
+            raise BucketNotFound(f"bucket '{bucket}' does not exist")
+        store = self.store(bucket)
+        for batch in obstore.list(store, chunk_size=1000):
+            paths = [m["path"] for m in batch]
+            if paths:
+                obstore.delete(store, paths)
+        self.client.delete_bucket(Bucket=bucket)
+        self._stores.pop(bucket, None)
+
+    def store(self, bucket: str) -> S3Store:
+        if bucket not in self._stores:
+            validate_bucket_name(bucket)
+            self._stores[bucket] = S3Store(
+                bucket,
+                config=self._config(),
+                client_options={"allow_http": self.settings.s3_allow_http},
+            )
+        return self._stores[bucket]
+
+    def url(self, bucket: str, path: str = "") -> str:
+        return f"s3://{bucket}/{path}" if path else f"s3://{bucket}"
+
+    def storage_options(self) -> dict[str, str]:
+        s = self.settings
+        opts = {"AWS_REGION": s.s3_region}
+        if s.s3_endpoint:
+            opts["AWS_ENDPOINT_URL"] = s.s3_endpoint
+        if s.s3_access_key and s.s3_secret_key:
+            opts["AWS_ACCESS_KEY_ID"] = s.s3_access_key.get_secret_value()
+            opts["AWS_SECRET_ACCESS_KEY"] = s.s3_secret_key.get_secret_value()
+        if s.s3_allow_http:
+            opts["AWS_ALLOW_HTTP"] = "true"
+        # Delta's commit needs an atomic put-if-absent; MinIO and moto honour etag conditions.
+        opts["aws_conditional_put"] = "etag"
+        return opts
+
+    def ping(self) -> bool:
+        try:
+            self.client.list_buckets()
+            return True
+        except Exception:
+            return False
+
+
+def open_object_store(settings: Settings) -> LocalObjectStore | S3ObjectStore:
+    if settings.storage_backend == "s3":
+        return S3ObjectStore(settings)
+    return LocalObjectStore(settings.storage_root)

@@ -1,0 +1,103 @@
+"""The one settings object of Lakewire (env prefix ``LAKEWIRE_``).
+
+It lives in the bottom layer because every layer (the service, the Dagster code location, the
+CLI) runs in its own process and must read the same configuration; putting it higher would
+force imports to point up. Everything that differs between the embedded default and the
+platform is a field here, never a second implementation.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LAKEWIRE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".lakewire"), description="All embedded state lives here.")
+
+    # --- object storage -------------------------------------------------------------------
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    s3_path_style: bool = True
+    s3_allow_http: bool = True
+    default_buckets: list[str] = ["datasets", "results", "landing", "lake", "dagster"]
+    landing_bucket: str = "landing"
+    lake_bucket: str = "lake"
+    max_object_bytes: int = 5 * 1024**3
+    presign_max_seconds: int = 3600
+
+    # --- events ---------------------------------------------------------------------------
+    nats_url: str | None = None
+    nats_port: int = 4222
+    stream_name: str = "STORAGE_EVENTS"
+    subject_prefix: str = "storage.events"
+    watch_settle_seconds: float = Field(
+        default=0.25,
+        description="A file must keep its size and mtime this long before it is announced, so "
+        "a partially copied file never produces an event.",
+    )
+
+    # --- services -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    storage_port: int = 9400
+    dagster_port: int = 3000
+    api_key: SecretStr | None = None
+
+    # --- ingestion ------------------------------------------------------------------------
+    sensor_interval_seconds: int = 5
+    sensor_max_events: int = 10_000
+    sensor_max_seconds: float = 20.0
+    batch_max_objects: int = 1_000
+    batch_max_bytes: int = 1024**3
+    routes_file: Path | None = None
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def storage_root(self) -> Path:
+        """Local backend: one folder per bucket."""
+        return self.resolved_data_dir / "storage"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.resolved_data_dir / "dagster"
+
+    @property
+    def nats_store_dir(self) -> Path:
+        return self.resolved_data_dir / "nats"
+
+    @property
+    def state_dir(self) -> Path:
+        """Service state: outbox, directory index, stats, secrets."""
+        return self.resolved_data_dir / "state"
+
+    @property
+    def effective_nats_url(self) -> str:
+        return self.nats_url or f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def storage_url(self) -> str:
+        return f"http://{self.host}:{self.storage_port}"
+
+    @property
+    def dagster_url(self) -> str:
+        return f"http://{self.host}:{self.dagster_port}"
+
+    @cached_property
+    def iceberg_catalog_uri(self) -> str:
+        return f"sqlite:///{self.state_dir / 'iceberg_catalog.db'}"
+
+
+def get_settings() -> Settings:
+    return Settings()

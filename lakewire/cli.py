@@ -1,0 +1,164 @@
+"""``lakewire``: run the embedded platform and work with its data from a shell."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lakehouse.objectstore import StorageError, open_object_store
+from lakehouse.settings import Settings
+from lakewire import supervisor
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _banner(settings: Settings) -> None:
+    console.print(
+        f"""
+[bold green]Lakewire is up[/bold green] (data in {settings.resolved_data_dir})
+
+  Object Storage page   {settings.storage_url}/
+  Storage API (OpenAPI) {settings.storage_url}/docs
+  Dagster UI            {settings.dagster_url}/
+  NATS JetStream        {settings.effective_nats_url}  stream {settings.stream_name}
+
+Put a CSV and query it:
+  lakewire put orders.csv landing/orders/orders.csv
+  lakewire sql "SELECT count(*) FROM delta.default.orders"
+
+API key for the Object Storage page and API: lakewire status --show-key
+""",
+        highlight=False,
+    )
+
+
+@app.command()
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once healthy.")] = False,
+) -> None:
+    """Start nats-server, the storage service and Dagster; wait until healthy."""
+    settings = Settings()
+    try:
+        supervisor.start(settings, progress=lambda m: console.print(f"  [dim]{m}[/dim]"))
+    except supervisor.PlatformError as exc:
+        raise _fail(str(exc), 2) from None
+    _banner(settings)
+    if detach:
+        return
+    console.print("Press Ctrl-C to stop.")
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        supervisor.wait_forever(settings)
+        err.print("a service exited; stopping the platform (see logs under the data dir)")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopped = supervisor.stop(settings)
+        console.print(f"stopped: {', '.join(stopped) or 'nothing'}")
+
+
+@app.command()
+def down() -> None:
+    """Stop a running platform."""
+    stopped = supervisor.stop(Settings())
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def status(
+    show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key.")] = False,
+) -> None:
+    """Show which services run, their URLs, and (on request) the API key."""
+    from storage_service.auth import load_or_create_api_key
+
+    settings = Settings()
+    pids = supervisor.running_pids(settings)
+    table = Table("service", "pid", "state")
+    for svc in supervisor.services(settings):
+        pid = pids.get(svc.name)
+        table.add_row(svc.name, str(pid or "-"), "running" if pid else "stopped")
+    console.print(table)
+    console.print(f"Object Storage page: {settings.storage_url}/")
+    console.print(f"Dagster UI:          {settings.dagster_url}/")
+    if show_key:
+        console.print(f"API key: {load_or_create_api_key(settings)}", highlight=False)
+    if len(pids) < 4:
+        raise typer.Exit(3)
+
+
+@app.command()
+def put(
+    file: Annotated[Path, typer.Argument(help="Local file to upload.")],
+    target: Annotated[str, typer.Argument(help="BUCKET/KEY, e.g. landing/orders/2024.csv")],
+) -> None:
+    """Upload a file into a bucket (it lands atomically: no partial object is ever seen)."""
+    settings = Settings()
+    if not file.is_file():
+        raise _fail(f"no such file: {file}")
+    bucket, _, key = target.partition("/")
+    if not key or key.endswith("/"):
+        key = (key or "") + file.name
+    store = open_object_store(settings)
+    try:
+        info = store.put(bucket, key, file)
+    except StorageError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"put {bucket}/{info.key} ({info.size} bytes, etag {info.etag})", highlight=False)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL; tables as catalog.schema.table.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+) -> None:
+    """Run a query on the embedded SQL engine."""
+    import duckdb
+
+    from lakehouse.sql import SqlEngine, TableNotFound
+
+    settings = Settings()
+    engine = SqlEngine(settings, open_object_store(settings))
+    try:
+        result = engine.query(query)
+    except (TableNotFound, duckdb.Error) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.close()
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    elif fmt == "json":
+        print(
+            json.dumps(
+                [dict(zip(result.columns, r, strict=True)) for r in result.rows], default=str
+            )
+        )
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
+
+
+if __name__ == "__main__":
+    app()

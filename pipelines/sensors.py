@@ -1,0 +1,120 @@
+"""The JetStream sensor: the stream is a log, the cursor is its sequence number.
+
+Each tick reads from cursor+1, bounded in count and wall time, groups created events by target
+table into micro-batches, and returns the run requests with the new cursor in one
+``SensorResult``. Nothing is acked or deleted: a tick Dagster cuts off or fails leaves the
+cursor where it was and the next tick reads the same events again, which the run keys and the
+table ledger make harmless.
+"""
+
+import hashlib
+import json
+from collections import defaultdict
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from lakehouse.settings import Settings
+from pipelines.jobs import ingest_job
+from pipelines.resources import LakewireResource
+from pipelines.routes import load_routes, route_for
+from storage_service.events import BucketEvent
+from storage_service.stream import read_after_sync
+
+
+def plan_runs(settings: Settings, events: list[BucketEvent]) -> list[RunRequest]:
+    """Group created events by table into capped micro-batches; one run request per batch."""
+    routes = load_routes(settings.routes_file)
+    by_table: dict[tuple[str, str], list[BucketEvent]] = defaultdict(list)
+    latest: dict[tuple[str, str], BucketEvent] = {}
+    for ev in events:
+        if not ev.is_created:
+            continue
+        route = route_for(routes, ev.bucket, ev.key)
+        if route is None:
+            continue
+        # Within one tick only the newest version of a key matters.
+        latest[(ev.bucket, ev.key)] = ev
+    for ev in latest.values():
+        route = route_for(routes, ev.bucket, ev.key)
+        assert route is not None
+        by_table[(route.name, route.table_for(ev.key).qualified)].append(ev)
+
+    requests = []
+    for (route_name, table), evs in by_table.items():
+        evs.sort(key=lambda e: e.stream_seq or 0)
+        batch: list[BucketEvent] = []
+        size = 0
+        for ev in evs:
+            if batch and (
+                len(batch) >= settings.batch_max_objects
+                or size + ev.size > settings.batch_max_bytes
+            ):
+                requests.append(_request(route_name, table, batch))
+                batch, size = [], 0
+            batch.append(ev)
+            size += ev.size
+        if batch:
+            requests.append(_request(route_name, table, batch))
+    return requests
+
+
+def _request(route_name: str, table: str, batch: list[BucketEvent]) -> RunRequest:
+    objects = [
+        {"bucket": e.bucket, "key": e.key, "etag": e.etag, "sequencer": e.sequencer, "size": e.size}
+        for e in batch
+    ]
+    identity = json.dumps([[o["bucket"], o["key"], o["etag"], o["sequencer"]] for o in objects])
+    run_key = f"{table}:{hashlib.sha256(identity.encode()).hexdigest()[:24]}"
+    first, last = batch[0].stream_seq, batch[-1].stream_seq
+    return RunRequest(
+        run_key=run_key,
+        run_config={
+            "ops": {
+                "ingest_objects": {
+                    "config": {"route": route_name, "table": table, "objects": objects}
+                }
+            }
+        },
+        tags={
+            "lakewire/table": table,
+            "lakewire/route": route_name,
+            "lakewire/objects": str(len(objects)),
+            "lakewire/stream_seq": f"{first}-{last}",
+            "lakewire/first_object": f"{batch[0].bucket}/{batch[0].key}"[:200],
+        },
+    )
+
+
+def build_event_sensor(interval_seconds: int):  # type: ignore[no-untyped-def]
+    @sensor(
+        name="bucket_events",
+        job=ingest_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Reads bucket notifications from JetStream and requests ingestion runs.",
+    )
+    def bucket_events(context: SensorEvaluationContext, lakewire: LakewireResource):  # type: ignore[no-untyped-def]
+        settings = lakewire.settings()
+        cursor = int(context.cursor or 0)
+        batch = read_after_sync(
+            settings, cursor, settings.sensor_max_events, settings.sensor_max_seconds
+        )
+        if batch.last_seq == cursor:
+            return SkipReason(f"no new events after stream sequence {cursor}")
+        if batch.malformed:
+            context.log.warning(f"skipped malformed messages at sequences {batch.malformed}")
+        requests = plan_runs(settings, batch.events)
+        context.log.info(
+            f"stream {cursor + 1}..{batch.last_seq} (tail {batch.stream_last_seq}): "
+            f"{len(batch.events)} events -> {len(requests)} runs"
+        )
+        return SensorResult(run_requests=requests, cursor=str(batch.last_seq))
+
+    return bucket_events

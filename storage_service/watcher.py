@@ -1,0 +1,257 @@
+"""Bucket events for the local-directory backend: watch the folder, announce settled files.
+
+Any writer counts (the API, ``lakewire put``, a notebook, a plain ``cp`` into the folder), so
+the folder itself is the source of truth. A file is announced only once its size and mtime have
+held still for ``watch_settle_seconds``, so a partially written file never produces an event;
+names starting with ``.`` and obstore's ``#<n>`` staging files are in-progress by convention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+from lakehouse.objectstore import BUCKET_NAME_RE, STAGING_RE, LocalObjectStore
+from lakehouse.settings import Settings
+from storage_service.events import (
+    OBJECT_CREATED_PUT,
+    OBJECT_REMOVED_DELETE,
+    BucketEvent,
+    sequencer_for,
+)
+from storage_service.index import IndexedObject, ObjectIndex
+from storage_service.notifications import NotificationStore
+from storage_service.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+def _is_announceable(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return not name.startswith(".") and not STAGING_RE.search(name)
+
+
+@dataclass
+class _Pending:
+    size: int
+    mtime_ns: int
+    seen_at: float
+
+
+@dataclass
+class DirectoryWatcher:
+    settings: Settings
+    store: LocalObjectStore
+    index: ObjectIndex
+    outbox: Outbox
+    notifications: NotificationStore
+    rescan_seconds: float = 30.0
+    _pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
+
+    # -- mapping ------------------------------------------------------------------------------
+    def _split(self, path: Path) -> tuple[str, str] | None:
+        try:
+            rel = path.relative_to(self.store.root).as_posix()
+        except ValueError:
+            return None
+        if "/" not in rel:
+            return None
+        bucket, key = rel.split("/", 1)
+        if not BUCKET_NAME_RE.match(bucket) or not _is_announceable(key):
+            return None
+        return bucket, key
+
+    # -- scanning ------------------------------------------------------------------------------
+    def scan(self) -> None:
+        """Diff every bucket folder against the index; queue what changed, drop what vanished."""
+        removed: list[tuple[str, str, IndexedObject]] = []
+        buckets = {b.name for b in self.store.list_buckets()}
+        for bucket in buckets | set(self.index.buckets()):
+            known = self.index.snapshot(bucket)
+            seen: set[str] = set()
+            root = self.store.root / bucket
+            if root.is_dir():
+                for dirpath, _dirs, files in os.walk(root):
+                    for name in files:
+                        full = Path(dirpath) / name
+                        key = full.relative_to(root).as_posix()
+                        if not _is_announceable(key):
+                            continue
+                        try:
+                            st = full.stat()
+                        except FileNotFoundError:
+                            continue
+                        seen.add(key)
+                        prev = known.get(key)
+                        if prev is None or (prev.size, prev.mtime_ns) != (
+                            st.st_size,
+                            st.st_mtime_ns,
+                        ):
+                            self._observe(bucket, key, st.st_size, st.st_mtime_ns)
+            for key, prev in known.items():
+                if key not in seen:
+                    removed.append((bucket, key, prev))
+        if removed:
+            self._emit_removed(removed)
+
+    def _observe(self, bucket: str, key: str, size: int, mtime_ns: int) -> None:
+        cur = self._pending.get((bucket, key))
+        if cur is None or (cur.size, cur.mtime_ns) != (size, mtime_ns):
+            # Files already old when first seen (found at start) need no extra settle time.
+            age = time.time() - mtime_ns / 1e9
+            seen_at = time.monotonic() - (age if age > 0 else 0.0)
+            self._pending[(bucket, key)] = _Pending(size, mtime_ns, seen_at)
+
+    def settle(self) -> int:
+        """Announce pending files that held still; returns how many were announced."""
+        now = time.monotonic()
+        ready: list[tuple[str, str, IndexedObject]] = []
+        gone: list[tuple[str, str, IndexedObject]] = []
+        for (bucket, key), p in list(self._pending.items()):
+            full = self.store.root / bucket / key
+            try:
+                st = full.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                del self._pending[(bucket, key)]
+                prev = self.index.get(bucket, key)
+                if prev is not None:
+                    gone.append((bucket, key, prev))
+                continue
+            if (st.st_size, st.st_mtime_ns) != (p.size, p.mtime_ns):
+                self._pending[(bucket, key)] = _Pending(st.st_size, st.st_mtime_ns, now)
+                continue
+            if now - p.seen_at < self.settings.watch_settle_seconds:
+                continue
+            del self._pending[(bucket, key)]
+            prev = self.index.get(bucket, key)
+            if prev is not None and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                continue
+            try:
+                etag = file_md5(full)
+            except FileNotFoundError:
+                continue
+            ready.append((bucket, key, IndexedObject(st.st_size, st.st_mtime_ns, etag)))
+        if ready:
+            self._emit_created(ready)
+        if gone:
+            self._emit_removed(gone)
+        return len(ready)
+
+    # -- emitting ------------------------------------------------------------------------------
+    def _emit_created(self, items: list[tuple[str, str, IndexedObject]]) -> None:
+        events = []
+        for bucket, key, obj in items:
+            if self.notifications.get(bucket).wants(OBJECT_CREATED_PUT, key):
+                events.append(
+                    BucketEvent(
+                        event_name=OBJECT_CREATED_PUT,
+                        bucket=bucket,
+                        key=key,
+                        size=obj.size,
+                        etag=obj.etag,
+                        sequencer=sequencer_for(obj.mtime_ns),
+                        event_time=datetime.fromtimestamp(obj.mtime_ns / 1e9, tz=UTC),
+                        content_type=_content_type(key),
+                    )
+                )
+        # Outbox first, index second: a crash in between re-announces (deduplicated by msg id)
+        # rather than forgetting.
+        if events:
+            self.outbox.add(self.settings, events)
+        self.index.apply(items, [])
+
+    def _emit_removed(self, items: list[tuple[str, str, IndexedObject]]) -> None:
+        now = datetime.now(tz=UTC)
+        events = [
+            BucketEvent(
+                event_name=OBJECT_REMOVED_DELETE,
+                bucket=bucket,
+                key=key,
+                size=0,
+                etag="",
+                sequencer=sequencer_for(time.time_ns()),
+                event_time=now,
+            )
+            for bucket, key, _ in items
+            if self.notifications.get(bucket).wants(OBJECT_REMOVED_DELETE, key)
+        ]
+        if events:
+            self.outbox.add(self.settings, events)
+        self.index.apply([], [(b, k) for b, k, _ in items])
+
+    # -- running -------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self.scan)
+        await asyncio.to_thread(self.settle)
+        settle_task = asyncio.create_task(self._settle_loop(stop))
+        try:
+            async for changes in awatch(
+                self.store.root,
+                stop_event=stop,
+                debounce=50,
+                step=20,
+                recursive=True,
+                force_polling=False,
+            ):
+                for change, raw in changes:
+                    path = Path(raw)
+                    if change == Change.deleted:
+                        mapped = self._split(path)
+                        if mapped is not None:
+                            self._pending[mapped] = _Pending(-1, -1, time.monotonic())
+                        else:
+                            # a folder went away: let the next scan reconcile it
+                            await asyncio.to_thread(self.scan)
+                        continue
+                    if path.is_dir():
+                        await asyncio.to_thread(self.scan)
+                        continue
+                    mapped = self._split(path)
+                    if mapped is None:
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        st = path.stat()
+                        self._observe(*mapped, st.st_size, st.st_mtime_ns)
+        finally:
+            settle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await settle_task
+
+    async def _settle_loop(self, stop: asyncio.Event) -> None:
+        last_scan = time.monotonic()
+        interval = max(0.05, self.settings.watch_settle_seconds / 2)
+        while not stop.is_set():
+            try:
+                if self._pending:
+                    await asyncio.to_thread(self.settle)
+                if time.monotonic() - last_scan > self.rescan_seconds:
+                    await asyncio.to_thread(self.scan)
+                    last_scan = time.monotonic()
+            except Exception:  # keep watching; the next scan reconciles
+                log.exception("watcher settle failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def file_md5(path: Path) -> str:
+    """The etag S3 and MinIO give a single-part object, so both backends agree on identity."""
+    h = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _content_type(key: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"

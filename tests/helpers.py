@@ -1,0 +1,163 @@
+"""Shared test helpers: free ports, a real nats-server, the embedded platform as a user runs it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class NatsServer:
+    store_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """(Re)start on the same port and store, as a restart in production would."""
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "nats-server"),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.store_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: _connectable(self.port), timeout=10, what="nats-server")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def _connectable(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def nats_server(tmp: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp / "nats", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Platform:
+    """A platform started exactly as `lakewire up --detach` starts it, with its own ports."""
+
+    data_dir: Path
+    env: dict[str, str]
+
+    def lakewire(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(BIN / "lakewire"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"lakewire {args} failed: {proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def sql(self, query: str) -> list[dict[str, Any]]:
+        return json.loads(self.lakewire("sql", "--format", "json", query).stdout)
+
+    def count(self, table: str) -> int | None:
+        proc = self.lakewire(
+            "sql", "--format", "json", f"SELECT count(*) AS n FROM {table}", check=False
+        )
+        if proc.returncode != 0:
+            return None
+        return json.loads(proc.stdout)[0]["n"]
+
+    @property
+    def dagster_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['LAKEWIRE_DAGSTER_PORT']}"
+
+    @property
+    def storage_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['LAKEWIRE_STORAGE_PORT']}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.env['LAKEWIRE_NATS_PORT']}"
+
+    def runs(self) -> list[dict[str, Any]]:
+        query = "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
+        resp = httpx.post(f"{self.dagster_url}/graphql", json={"query": query}, timeout=10)
+        return resp.json()["data"]["runsOrError"]["results"]
+
+    def settled_runs(self) -> list[dict[str, Any]] | None:
+        runs = self.runs()
+        if any(r["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED") for r in runs):
+            return None
+        return runs
+
+
+def platform_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEWIRE_", "DAGSTER_"))}
+    env.update(
+        LAKEWIRE_DATA_DIR=str(data_dir),
+        LAKEWIRE_NATS_PORT=str(free_port()),
+        LAKEWIRE_STORAGE_PORT=str(free_port()),
+        LAKEWIRE_DAGSTER_PORT=str(free_port()),
+    )
+    env.update(extra)
+    return env
+
+
+def write_csv(path: Path, rows: int, start: int = 0, extra_col: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fh.write("id,amount,name" + (f",{extra_col}" if extra_col else "") + "\n")
+        for i in range(start, start + rows):
+            fh.write(f"{i},{i * 1.5},name {i}" + (",x" if extra_col else "") + "\n")
+    return path
