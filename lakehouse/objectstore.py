@@ -8,11 +8,13 @@ bucket-level calls only.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +47,17 @@ class BucketExists(StorageError):
 
 class ObjectNotFound(StorageError, LookupError):
     pass
+
+
+class Unsupported(StorageError):
+    """The backend cannot do this (versioning on a local folder, say); callers report it."""
+
+
+class InvalidRange(StorageError, ValueError):
+    pass
+
+
+_staging_counter = itertools.count()
 
 
 def validate_bucket_name(name: str) -> str:
@@ -103,6 +116,24 @@ class BucketInfo:
 
 
 @dataclass(frozen=True)
+class Encryption:
+    enabled: bool
+    algorithm: str | None = None
+    supported: bool = True
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    key: str
+    version_id: str
+    size: int
+    last_modified: datetime
+    etag: str
+    is_latest: bool
+    is_delete_marker: bool = False
+
+
+@dataclass(frozen=True)
 class Listing:
     folders: list[str]
     objects: list[ObjectInfo]
@@ -122,6 +153,13 @@ class ObjectStore(Protocol):
     def url(self, bucket: str, path: str = "") -> str: ...
     def storage_options(self) -> dict[str, str]: ...
     def ping(self) -> bool: ...
+    def encryption(self, bucket: str) -> Encryption: ...
+    def versioning(self, bucket: str) -> str: ...
+    def set_versioning(self, bucket: str, enabled: bool) -> str: ...
+    def list_versions(self, bucket: str, key: str) -> list[ObjectVersion]: ...
+    def restore_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo: ...
+    def copy_object(self, bucket: str, key: str, dst_bucket: str) -> None: ...
+    def presign(self, bucket: str, key: str, method: str, expires_in: timedelta) -> str: ...
 
 
 class _Objects:
@@ -185,9 +223,68 @@ class _Objects:
         for chunk in result.stream(min_chunk_size=chunk_size):
             yield bytes(chunk)
 
+    async def open_async(
+        self, bucket: str, key: str, byte_range: tuple[int, int] | None = None
+    ) -> Any:
+        """Start a streaming read (``result.stream()``), optionally of ``[start, end)`` only.
+
+        The caller iterates the result, so a large object is never held in memory.
+        """
+        validate_key(key)
+        store = self._require(bucket)
+        options: dict[str, Any] = {}
+        if byte_range is not None:
+            options["range"] = byte_range
+        try:
+            return await obstore.get_async(store, key, options=options or None)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object '{bucket}/{key}' does not exist") from exc
+
+    async def put_stream_async(
+        self,
+        bucket: str,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str | None = None,
+        part_size: int = 8 * 1024**2,
+    ) -> dict[str, Any]:
+        """Upload from an async stream; multipart above ``part_size`` so nothing is buffered.
+
+        If ``chunks`` raises, the multipart upload is aborted and no object appears.
+        """
+        validate_key(key)
+        store = self._require(bucket)
+        attributes = {"Content-Type": content_type} if content_type and self.kind == "s3" else None
+        return await obstore.put_async(
+            store, key, chunks, attributes=attributes, chunk_size=part_size
+        )
+
     def delete(self, bucket: str, key: str) -> None:
         validate_key(key)
         obstore.delete(self._require(bucket), key)
+
+    # -- what only S3 can do; the local backend reports it instead of failing ------------------
+    def encryption(self, bucket: str) -> Encryption:
+        return Encryption(enabled=False, algorithm=None, supported=False)
+
+    def versioning(self, bucket: str) -> str:
+        self._require(bucket)
+        return "Unsupported"
+
+    def set_versioning(self, bucket: str, enabled: bool) -> str:
+        self._require(bucket)
+        raise Unsupported(f"the {self.kind} backend does not keep object versions")
+
+    def list_versions(self, bucket: str, key: str) -> list[ObjectVersion]:
+        self._require(bucket)
+        raise Unsupported(f"the {self.kind} backend does not keep object versions")
+
+    def restore_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo:
+        self._require(bucket)
+        raise Unsupported(f"the {self.kind} backend does not keep object versions")
+
+    def presign(self, bucket: str, key: str, method: str, expires_in: timedelta) -> str:
+        raise Unsupported(f"the {self.kind} backend cannot presign URLs itself")
 
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         store = self._require(bucket)
@@ -309,6 +406,28 @@ class LocalObjectStore(_Objects):
     def ping(self) -> bool:
         return self.root.is_dir()
 
+    def copy_object(self, bucket: str, key: str, dst_bucket: str) -> None:
+        """Stream a file into another bucket under the same key, appearing atomically.
+
+        The copy is written under a ``#<n>`` staging name (skipped by listings and the watcher)
+        and renamed into place, so no reader or event ever sees half a file.
+        """
+        src = self.local_path(bucket, key)
+        if not self.bucket_exists(dst_bucket):
+            raise BucketNotFound(f"bucket '{dst_bucket}' does not exist")
+        dst = self.local_path(dst_bucket, key)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        staging = dst.with_name(f"{dst.name}#{os.getpid()}{next(_staging_counter)}")
+        try:
+            shutil.copyfile(src, staging)
+            os.replace(staging, dst)
+        except FileNotFoundError as exc:
+            staging.unlink(missing_ok=True)
+            raise ObjectNotFound(f"object '{bucket}/{key}' does not exist") from exc
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+
 
 class S3ObjectStore(_Objects):
     """MinIO, AWS S3 or any S3-compatible store; path-style and plain http are settings."""
@@ -425,6 +544,120 @@ class S3ObjectStore(_Objects):
             return True
         except Exception:
             return False
+
+    def copy_object(self, bucket: str, key: str, dst_bucket: str) -> None:
+        """Server-side copy (managed: multipart copy for large objects), no bytes through us."""
+        validate_key(key)
+        try:
+            self.client.copy({"Bucket": bucket, "Key": key}, dst_bucket, key)
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectNotFound(f"object '{bucket}/{key}' does not exist") from exc
+            if _error_code(exc) == "NoSuchBucket":
+                raise BucketNotFound(str(exc)) from exc
+            raise
+
+    def encryption(self, bucket: str) -> Encryption:
+        try:
+            resp = self.client.get_bucket_encryption(Bucket=bucket)
+        except Exception as exc:
+            if _error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
+                return Encryption(enabled=False)
+            raise
+        rules = resp.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+        for rule in rules:
+            default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+            if default.get("SSEAlgorithm"):
+                return Encryption(enabled=True, algorithm=default["SSEAlgorithm"])
+        return Encryption(enabled=False)
+
+    def versioning(self, bucket: str) -> str:
+        """``Enabled``, ``Suspended`` or ``Off`` (never enabled), as S3 reports it."""
+        self._require(bucket)
+        return self.client.get_bucket_versioning(Bucket=bucket).get("Status") or "Off"
+
+    def set_versioning(self, bucket: str, enabled: bool) -> str:
+        self._require(bucket)
+        status = "Enabled" if enabled else "Suspended"
+        self.client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
+        return status
+
+    def list_versions(self, bucket: str, key: str) -> list[ObjectVersion]:
+        validate_key(key)
+        self._require(bucket)
+        out: list[ObjectVersion] = []
+        paginator = self.client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for v in page.get("Versions", []):
+                if v["Key"] == key:
+                    out.append(
+                        ObjectVersion(
+                            key=key,
+                            version_id=v["VersionId"],
+                            size=int(v["Size"]),
+                            last_modified=v["LastModified"],
+                            etag=v["ETag"].strip('"'),
+                            is_latest=bool(v["IsLatest"]),
+                        )
+                    )
+            for m in page.get("DeleteMarkers", []):
+                if m["Key"] == key:
+                    out.append(
+                        ObjectVersion(
+                            key=key,
+                            version_id=m["VersionId"],
+                            size=0,
+                            last_modified=m["LastModified"],
+                            etag="",
+                            is_latest=bool(m["IsLatest"]),
+                            is_delete_marker=True,
+                        )
+                    )
+        out.sort(key=lambda v: v.last_modified, reverse=True)
+        return out
+
+    def restore_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo:
+        """Copy an old version over the key: it becomes the newest version, nothing is lost."""
+        validate_key(key)
+        self._require(bucket)
+        try:
+            self.client.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": key, "VersionId": version_id},
+            )
+        except Exception as exc:
+            if _error_code(exc) in ("NoSuchVersion", "NoSuchKey", "404", "InvalidArgument"):
+                raise ObjectNotFound(
+                    f"version '{version_id}' of '{bucket}/{key}' does not exist"
+                ) from exc
+            raise
+        return self.head(bucket, key)
+
+    def presign(self, bucket: str, key: str, method: str, expires_in: timedelta) -> str:
+        validate_key(key)
+        return obstore.sign(self._require(bucket), method, key, expires_in)  # type: ignore[arg-type]
+
+    def get_notification_queues(self, bucket: str) -> list[dict[str, Any]]:
+        resp = self.client.get_bucket_notification_configuration(Bucket=bucket)
+        return list(resp.get("QueueConfigurations", []))
+
+    def put_notification_queues(self, bucket: str, queues: list[dict[str, Any]]) -> None:
+        """Replace the bucket's queue targets (MinIO: the NATS target), keeping other kinds."""
+        current = self.client.get_bucket_notification_configuration(Bucket=bucket)
+        config = {
+            k: v
+            for k, v in current.items()
+            if k in ("TopicConfigurations", "LambdaFunctionConfigurations")
+        }
+        config["QueueConfigurations"] = queues
+        self.client.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=config
+        )
+
+
+def _error_code(exc: Exception) -> str | None:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
 def open_object_store(settings: Settings) -> LocalObjectStore | S3ObjectStore:

@@ -34,6 +34,21 @@ class Settings(BaseSettings):
     lake_bucket: str = "lake"
     max_object_bytes: int = 5 * 1024**3
     presign_max_seconds: int = 3600
+    upload_part_bytes: int = Field(
+        default=8 * 1024**2,
+        description="Uploads larger than this go up in parts of this size (multipart on S3), "
+        "so the service never holds a whole body in memory.",
+    )
+    s3_notification_arn: str = Field(
+        default="arn:minio:sqs::_:nats",
+        description="Queue target that bucket notification rules are applied to on S3 (MinIO's "
+        "NATS target by default).",
+    )
+    s3_stats_refresh_seconds: float = Field(
+        default=300.0,
+        description="S3 backend: how often bucket statistics are re-counted from a listing; "
+        "between counts they follow the service's own writes.",
+    )
 
     # --- events ---------------------------------------------------------------------------
     nats_url: str | None = None

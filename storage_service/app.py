@@ -1,45 +1,41 @@
-"""The FastAPI application of the Object Storage service."""
+"""The FastAPI application of the Object Storage service: the API, the page, presigned URLs."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from pathlib import Path
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
-from lakehouse.objectstore import BucketExists, InvalidName
+from lakehouse.objectstore import (
+    BucketExists,
+    BucketNotFound,
+    InvalidName,
+    InvalidRange,
+    ObjectNotFound,
+    StorageError,
+)
 from lakehouse.settings import Settings
-from storage_service.auth import key_matches
+from storage_service import api_buckets, api_objects
+from storage_service.access import Runtime
+from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
 
-bearer = HTTPBearer(auto_error=False)
+STATIC_DIR = Path(__file__).parent / "static"
 
-
-def runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
-def require_key(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    rt: ServiceRuntime = request.app.state.runtime
-    if not key_matches(rt.api_key, creds.credentials if creds else None):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong API key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-Runtime = Annotated[ServiceRuntime, Depends(runtime)]
-
-
-class BucketCreate(BaseModel):
-    name: str
+# The one place where a storage error becomes an HTTP status, so every route answers alike.
+ERROR_STATUS: list[tuple[type[Exception], int]] = [
+    (InvalidName, 422),
+    (InvalidRange, 416),
+    (BucketNotFound, 404),
+    (ObjectNotFound, 404),
+    (BucketExists, 409),
+    (RenameConflict, 409),
+    (StorageError, 400),
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,34 +53,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Lakewire Object Storage", version="0.1.0", lifespan=lifespan)
 
+    @app.exception_handler(StorageError)
+    async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
+        status = next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz(rt: Runtime) -> dict[str, object]:
         return {"ok": True, "outbox": rt.outbox.count()}
 
-    @app.get("/api/summary", dependencies=[Depends(require_key)])
-    async def summary(rt: Runtime) -> dict[str, object]:
-        try:
-            buckets = rt.store.list_buckets()
-            return {"total_buckets": len(buckets), "status": "CONNECTED"}
-        except Exception:
-            return {"total_buckets": 0, "status": "DISCONNECTED"}
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        # The page holds no secret: it asks the user for the API key.
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/buckets", dependencies=[Depends(require_key)])
-    async def list_buckets(rt: Runtime) -> list[dict[str, object]]:
-        out = []
-        for b in rt.store.list_buckets():
-            st = rt.index.stats(b.name)
-            out.append({"name": b.name, "objects": st.objects, "size": st.size})
-        return out
-
-    @app.post("/api/buckets", status_code=201, dependencies=[Depends(require_key)])
-    async def create_bucket(body: BucketCreate, rt: Runtime) -> dict[str, str]:
-        try:
-            rt.store.create_bucket(body.name)
-        except InvalidName as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
-        except BucketExists as exc:
-            raise HTTPException(409, detail=str(exc)) from exc
-        return {"name": body.name}
-
+    app.include_router(api_buckets.router)
+    app.include_router(api_objects.router)
+    app.include_router(api_objects.presigned_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

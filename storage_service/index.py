@@ -72,6 +72,17 @@ class ObjectIndex:
             self._db.executemany("DELETE FROM objects WHERE bucket = ? AND key = ?", deletes)
             self._db.execute("COMMIT")
 
+    def replace_bucket(self, bucket: str, rows: list[tuple[str, IndexedObject]]) -> None:
+        """Swap in a fresh count of a bucket (S3: from a listing) in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM objects WHERE bucket = ?", (bucket,))
+            self._db.executemany(
+                "INSERT INTO objects (bucket, key, size, mtime_ns, etag) VALUES (?, ?, ?, ?, ?)",
+                [(bucket, k, o.size, o.mtime_ns, o.etag) for k, o in rows],
+            )
+            self._db.execute("COMMIT")
+
     def drop_bucket(self, bucket: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM objects WHERE bucket = ?", (bucket,))

@@ -11,13 +11,17 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from lakehouse.objectstore import BucketExists, LocalObjectStore, S3ObjectStore, open_object_store
+from lakehouse.objectstore import LocalObjectStore, S3ObjectStore, open_object_store
 from lakehouse.settings import Settings
 from storage_service.auth import load_or_create_api_key
+from storage_service.buckets import BucketCatalog
+from storage_service.events import OBJECT_CREATED_COPY
 from storage_service.index import ObjectIndex
 from storage_service.notifications import NotificationStore, default_notifications
 from storage_service.outbox import Outbox, run_publisher
-from storage_service.watcher import DirectoryWatcher
+from storage_service.presign import UrlSigner, load_or_create_signing_key
+from storage_service.renames import Renamer
+from storage_service.watcher import DirectoryWatcher, file_md5
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,9 @@ class ServiceRuntime:
     outbox: Outbox = field(init=False)
     notifications: NotificationStore = field(init=False)
     api_key: str = field(init=False)
+    catalog: BucketCatalog = field(init=False)
+    renamer: Renamer = field(init=False)
+    signer: UrlSigner = field(init=False)
     watcher: DirectoryWatcher | None = field(init=False, default=None)
     _stop: asyncio.Event | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -44,12 +51,46 @@ class ServiceRuntime:
             s.state_dir / "notifications.json", default_notifications(s.landing_bucket)
         )
         self.api_key = load_or_create_api_key(s)
+        self.catalog = BucketCatalog(s, self.store, self.index, self.notifications)
+        self.signer = UrlSigner(load_or_create_signing_key(s))
+        if isinstance(self.store, LocalObjectStore):
+            self.watcher = DirectoryWatcher(
+                self.settings, self.store, self.index, self.outbox, self.notifications
+            )
+        self.renamer = Renamer(
+            s.state_dir / "renames.json",
+            self.store,
+            self.catalog,
+            before_copy=self._before_copy,
+            after_copy=self._after_copy,
+        )
 
     def ensure_default_buckets(self) -> None:
-        for name in self.settings.default_buckets:
-            with contextlib.suppress(BucketExists):
-                if not self.store.bucket_exists(name):
-                    self.store.create_bucket(name)
+        self.catalog.ensure_default_buckets()
+
+    # -- the watcher stays the one emitter; the API only tells it what kind of write it made ---
+    def _before_copy(self, bucket: str, key: str) -> None:
+        if self.watcher is not None:
+            self.watcher.hint_start(bucket, key, OBJECT_CREATED_COPY)
+
+    def _after_copy(self, bucket: str, key: str) -> None:
+        if isinstance(self.store, LocalObjectStore) and self.watcher is not None:
+            path = self.store.local_path(bucket, key)
+            st = path.stat()
+            self.watcher.hint_done(bucket, key, st.st_size, st.st_mtime_ns, None)
+        else:
+            info = self.store.head(bucket, key)
+            self.catalog.record_write(bucket, key, info.size, info.etag)
+
+    def local_etag(self, bucket: str, key: str, size: int | None = None) -> str:
+        """Local backend: the MD5 the events carry (from the index when the file is unchanged)."""
+        assert isinstance(self.store, LocalObjectStore)
+        path = self.store.local_path(bucket, key)
+        st = path.stat()
+        known = self.index.get(bucket, key)
+        if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            return known.etag
+        return file_md5(path)
 
     async def start(self) -> None:
         self._stop = asyncio.Event()
@@ -61,15 +102,28 @@ class ServiceRuntime:
         self._tasks.append(
             asyncio.create_task(run_publisher(self.settings, self.outbox, self._stop))
         )
-        if isinstance(self.store, LocalObjectStore):
-            self.watcher = DirectoryWatcher(
-                self.settings, self.store, self.index, self.outbox, self.notifications
-            )
+        if self.watcher is not None:
             self._tasks.append(asyncio.create_task(self.watcher.run(self._stop)))
+        if isinstance(self.store, S3ObjectStore):
+            self._tasks.append(asyncio.create_task(self._count_s3_buckets(self._stop)))
+        try:
+            self.renamer.resume_all()
+        except Exception as exc:
+            log.warning("could not resume renames: %s", exc)
+
+    async def _count_s3_buckets(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.catalog.refresh_s3_stats)
+            except Exception as exc:  # unreachable backend: the summary says DISCONNECTED
+                log.warning("could not count S3 buckets: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.s3_stats_refresh_seconds)
 
     async def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+        await asyncio.to_thread(self.renamer.shutdown)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

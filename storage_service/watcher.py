@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,26 @@ class _Pending:
 
 
 @dataclass
+class WriteHint:
+    """What the API knows about a write it is making, so its one event carries the right facts.
+
+    The watcher stays the single emitter (one event per write, whoever wrote), but a copy
+    should be announced as ``Copy`` and an upload's MD5, already computed while streaming,
+    should not be recomputed by reading the file again.
+    """
+
+    event_name: str
+    started: float
+    size: int | None = None
+    mtime_ns: int | None = None
+    etag: str | None = None
+
+
+# A hint whose write never finished (the request died) stops holding its file back after this.
+HINT_MAX_AGE_SECONDS = 3600.0
+
+
+@dataclass
 class DirectoryWatcher:
     settings: Settings
     store: LocalObjectStore
@@ -56,6 +77,44 @@ class DirectoryWatcher:
     notifications: NotificationStore
     rescan_seconds: float = 30.0
     _pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
+    _hints: dict[tuple[str, str], WriteHint] = field(default_factory=dict)
+    _hint_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- hints from the API --------------------------------------------------------------------
+    def hint_start(self, bucket: str, key: str, event_name: str) -> None:
+        with self._hint_lock:
+            self._hints[(bucket, key)] = WriteHint(event_name, time.monotonic())
+
+    def hint_done(self, bucket: str, key: str, size: int, mtime_ns: int, etag: str | None) -> None:
+        with self._hint_lock:
+            hint = self._hints.get((bucket, key))
+            if hint is not None:
+                hint.size, hint.mtime_ns, hint.etag = size, mtime_ns, etag
+
+    def hint_cancel(self, bucket: str, key: str) -> None:
+        with self._hint_lock:
+            self._hints.pop((bucket, key), None)
+
+    def _hint_for(self, bucket: str, key: str, size: int, mtime_ns: int) -> WriteHint | None:
+        """The finished hint describing exactly this file, if any; consumed either way."""
+        with self._hint_lock:
+            hint = self._hints.get((bucket, key))
+            if hint is None or hint.mtime_ns is None:
+                return None
+            del self._hints[(bucket, key)]
+            if (hint.size, hint.mtime_ns) != (size, mtime_ns):
+                return None  # someone else rewrote the file since: its facts are stale
+            return hint
+
+    def _write_in_progress(self, bucket: str, key: str) -> bool:
+        with self._hint_lock:
+            hint = self._hints.get((bucket, key))
+            if hint is None or hint.mtime_ns is not None:
+                return False
+            if time.monotonic() - hint.started > HINT_MAX_AGE_SECONDS:
+                del self._hints[(bucket, key)]
+                return False
+            return True
 
     # -- mapping ------------------------------------------------------------------------------
     def _split(self, path: Path) -> tuple[str, str] | None:
@@ -116,6 +175,7 @@ class DirectoryWatcher:
         now = time.monotonic()
         ready: list[tuple[str, str, IndexedObject]] = []
         gone: list[tuple[str, str, IndexedObject]] = []
+        names: dict[tuple[str, str], str] = {}
         for (bucket, key), p in list(self._pending.items()):
             full = self.store.root / bucket / key
             try:
@@ -131,29 +191,39 @@ class DirectoryWatcher:
                 continue
             if now - p.seen_at < self.settings.watch_settle_seconds:
                 continue
+            if self._write_in_progress(bucket, key):
+                continue
             del self._pending[(bucket, key)]
             prev = self.index.get(bucket, key)
             if prev is not None and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 continue
+            hint = self._hint_for(bucket, key, st.st_size, st.st_mtime_ns)
             try:
-                etag = file_md5(full)
+                etag = hint.etag if hint and hint.etag else file_md5(full)
             except FileNotFoundError:
                 continue
             ready.append((bucket, key, IndexedObject(st.st_size, st.st_mtime_ns, etag)))
+            if hint is not None and hint.event_name != OBJECT_CREATED_PUT:
+                names[(bucket, key)] = hint.event_name
         if ready:
-            self._emit_created(ready)
+            self._emit_created(ready, names)
         if gone:
             self._emit_removed(gone)
         return len(ready)
 
     # -- emitting ------------------------------------------------------------------------------
-    def _emit_created(self, items: list[tuple[str, str, IndexedObject]]) -> None:
+    def _emit_created(
+        self,
+        items: list[tuple[str, str, IndexedObject]],
+        names: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         events = []
         for bucket, key, obj in items:
-            if self.notifications.get(bucket).wants(OBJECT_CREATED_PUT, key):
+            name = (names or {}).get((bucket, key), OBJECT_CREATED_PUT)
+            if self.notifications.get(bucket).wants(name, key):
                 events.append(
                     BucketEvent(
-                        event_name=OBJECT_CREATED_PUT,
+                        event_name=name,
                         bucket=bucket,
                         key=key,
                         size=obj.size,

@@ -1,0 +1,221 @@
+"""Bucket-level API: summary, list, create, rename, delete, versioning, notification rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, Field
+
+from lakehouse.objectstore import (
+    BucketNotFound,
+    LocalObjectStore,
+    S3ObjectStore,
+    Unsupported,
+    validate_key,
+)
+from storage_service.access import Runtime, require_key
+from storage_service.notifications import MINIO_NATS_ARN, BucketNotifications
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+
+
+class BucketCreate(BaseModel):
+    name: str
+
+
+class BucketRename(BaseModel):
+    new_name: str
+
+
+class VersioningChange(BaseModel):
+    enabled: bool
+
+
+class VersionRestore(BaseModel):
+    key: str
+    version_id: str = Field(min_length=1)
+
+
+def _require_bucket(rt: Runtime, name: str) -> None:
+    if not rt.store.bucket_exists(name):
+        raise BucketNotFound(f"bucket '{name}' does not exist")
+
+
+def _not_renaming(rt: Runtime, name: str) -> None:
+    if rt.renamer.busy(name):
+        raise HTTPException(409, detail=f"bucket '{name}' is being renamed; try again when done")
+
+
+@router.get("/summary")
+def summary(rt: Runtime) -> dict[str, Any]:
+    """A backend that cannot be reached is reported as DISCONNECTED, never as an error."""
+    try:
+        buckets = rt.store.list_buckets()
+    except Exception:
+        return {"total_buckets": 0, "status": "DISCONNECTED", "backend": rt.store.kind}
+    return {"total_buckets": len(buckets), "status": "CONNECTED", "backend": rt.store.kind}
+
+
+@router.get("/buckets")
+def list_buckets(rt: Runtime) -> list[dict[str, Any]]:
+    try:
+        buckets = rt.store.list_buckets()
+    except Exception as exc:
+        raise HTTPException(503, detail=f"storage backend unreachable: {exc}") from exc
+    out = []
+    for b in buckets:
+        view = rt.catalog.describe(b.name, b.created)
+        state = rt.renamer.status(b.name)
+        view["rename"] = state.model_dump() if state and rt.renamer.busy(b.name) else None
+        out.append(view)
+    return out
+
+
+@router.get("/buckets/{name}")
+def get_bucket(name: str, rt: Runtime) -> dict[str, Any]:
+    _require_bucket(rt, name)
+    return rt.catalog.describe(name)
+
+
+@router.post("/buckets", status_code=201)
+def create_bucket(body: BucketCreate, rt: Runtime) -> dict[str, str]:
+    rt.store.create_bucket(body.name)
+    rt.catalog.forget(body.name)
+    return {"name": body.name}
+
+
+@router.delete("/buckets/{name}", status_code=204)
+def delete_bucket(
+    name: str,
+    rt: Runtime,
+    confirm: str | None = Query(None, description="must repeat the bucket's name"),
+) -> Response:
+    if confirm != name:
+        raise HTTPException(400, detail="to delete a bucket, pass confirm=<the bucket's name>")
+    _not_renaming(rt, name)
+    rt.store.delete_bucket(name)
+    rt.notifications.drop(name)
+    rt.catalog.forget(name)
+    if isinstance(rt.store, S3ObjectStore):
+        rt.index.drop_bucket(name)  # locally the watcher announces the removals itself
+    return Response(status_code=204)
+
+
+@router.post("/buckets/{name}/rename", status_code=202)
+def rename_bucket(
+    name: str,
+    body: BucketRename,
+    rt: Runtime,
+    response: Response,
+    wait: bool = Query(False, description="answer only when the rename has finished"),
+) -> dict[str, Any]:
+    """Starts the move and answers at once; progress is at ``GET .../rename``."""
+    state = rt.renamer.start(name, body.new_name)
+    if wait:
+        final = rt.renamer.wait(name)
+        assert final is not None
+        if final.phase != "done":
+            raise HTTPException(409, detail=final.error or f"rename ended in {final.phase}")
+        response.status_code = 200
+        return final.model_dump()
+    return state.model_dump()
+
+
+@router.get("/buckets/{name}/rename")
+def rename_status(name: str, rt: Runtime) -> dict[str, Any]:
+    state = rt.renamer.status(name)
+    if state is None:
+        raise HTTPException(404, detail=f"no rename of '{name}' is known")
+    return state.model_dump()
+
+
+# -- versioning (S3); the local backend answers that it cannot ----------------------------------
+def _unsupported(exc: Unsupported, **extra: Any) -> dict[str, Any]:
+    return {"supported": False, "status": "Unsupported", "detail": str(exc), **extra}
+
+
+@router.get("/buckets/{name}/versioning")
+def get_versioning(name: str, rt: Runtime) -> dict[str, Any]:
+    _require_bucket(rt, name)
+    status = rt.store.versioning(name)
+    return {"supported": status != "Unsupported", "status": status}
+
+
+@router.put("/buckets/{name}/versioning")
+def set_versioning(name: str, body: VersioningChange, rt: Runtime) -> dict[str, Any]:
+    try:
+        status = rt.store.set_versioning(name, body.enabled)
+    except Unsupported as exc:
+        return _unsupported(exc)
+    rt.catalog.forget(name)
+    return {"supported": True, "status": status}
+
+
+@router.get("/buckets/{name}/versions")
+def list_versions(name: str, rt: Runtime, key: str = Query(...)) -> dict[str, Any]:
+    try:
+        versions = rt.store.list_versions(name, key)
+    except Unsupported as exc:
+        return _unsupported(exc, versions=[])
+    return {
+        "supported": True,
+        "versions": [
+            {
+                "version_id": v.version_id,
+                "size": v.size,
+                "last_modified": v.last_modified.isoformat(),
+                "etag": v.etag,
+                "is_latest": v.is_latest,
+                "is_delete_marker": v.is_delete_marker,
+            }
+            for v in versions
+        ],
+    }
+
+
+@router.post("/buckets/{name}/versions/restore")
+def restore_version(name: str, body: VersionRestore, rt: Runtime) -> dict[str, Any]:
+    validate_key(body.key)
+    _not_renaming(rt, name)
+    try:
+        info = rt.store.restore_version(name, body.key, body.version_id)
+    except Unsupported as exc:
+        return _unsupported(exc)
+    rt.catalog.record_write(name, body.key, info.size, info.etag)
+    return {"supported": True, "key": info.key, "size": info.size, "etag": info.etag}
+
+
+# -- notification rules (the model of `mc event add`) -------------------------------------------
+def _target(rt: Runtime) -> str:
+    if isinstance(rt.store, LocalObjectStore):
+        return f"nats:{rt.settings.subject_prefix}.<bucket>"
+    return rt.settings.s3_notification_arn
+
+
+@router.get("/buckets/{name}/notifications")
+def get_notifications(name: str, rt: Runtime) -> dict[str, Any]:
+    _require_bucket(rt, name)
+    config = rt.catalog.notification_config(name)
+    return {"target": _target(rt), **config.model_dump()}
+
+
+@router.put("/buckets/{name}/notifications")
+def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> dict[str, Any]:
+    _require_bucket(rt, name)
+    try:
+        rt.catalog.set_notification_config(name, body)
+    except Exception as exc:
+        if isinstance(rt.store, LocalObjectStore):
+            raise
+        hint = (
+            " (MinIO's NATS target must be configured on the server: MINIO_NOTIFY_NATS_*)"
+            if rt.settings.s3_notification_arn == MINIO_NATS_ARN
+            else ""
+        )
+        raise HTTPException(
+            502,
+            detail=f"the S3 backend rejected notification rules for target "
+            f"{rt.settings.s3_notification_arn}: {exc}{hint}",
+        ) from exc
+    return {"target": _target(rt), **body.model_dump()}
