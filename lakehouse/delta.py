@@ -1,15 +1,23 @@
-"""Delta Lake writes with the ingestion ledger in the same commit (application transactions)."""
+"""Delta Lake writes with the ingestion ledger in the same commit (application transactions).
+
+Every write (append, merge, partition overwrite, delete) carries a ``txn`` action per source
+object, so the rows and the record that they were written are one atomic commit: a re-run that
+finds the ``txn`` writes nothing, and a run that died before its commit left no rows behind.
+"""
 
 from __future__ import annotations
 
+import datetime as dt_
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.tables import SourceVersion
+from lakehouse.tables import SourceVersion, TableRef, WriteSpec, polars_schema
 
 
 def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
@@ -19,20 +27,11 @@ def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
         return None
 
 
-def ingested_versions(
-    uri: str, storage_options: dict[str, str], sources: Iterable[SourceVersion]
-) -> dict[SourceVersion, int | None]:
-    """The ledger's version for each source (``None`` when the object was never ingested)."""
-    dt = open_table(uri, storage_options)
-    return {s: (dt.transaction_version(s.app_id) if dt else None) for s in sources}
-
-
-def pending_sources(
-    uri: str, storage_options: dict[str, str], sources: Iterable[SourceVersion]
-) -> list[SourceVersion]:
-    """Sources whose content (bucket, key, etag) the ledger has never seen."""
-    done = ingested_versions(uri, storage_options, sources)
-    return [s for s, v in done.items() if v is None]
+def _props(txns: dict[str, int], note: str, count: int) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(app_id=a, version=v) for a, v in txns.items()],
+        custom_metadata={"lakewire.operation": note, "lakewire.sources": str(count)},
+    )
 
 
 def commit_batch(
@@ -44,13 +43,8 @@ def commit_batch(
     mode: str = "append",
     partition_by: list[str] | None = None,
     schema_mode: str | None = "merge",
-    extra_metadata: dict[str, str] | None = None,
 ) -> int:
-    """Write rows and record every source in one commit; returns the new table version."""
-    props = CommitProperties(
-        app_transactions=[Transaction(app_id=s.app_id, version=s.version) for s in sources],
-        custom_metadata={"lakewire.sources": str(len(sources)), **(extra_metadata or {})},
-    )
+    """Append (or overwrite) rows and record every source in one commit; returns the version."""
     write_deltalake(
         uri,
         data,
@@ -58,7 +52,121 @@ def commit_batch(
         partition_by=partition_by,
         schema_mode=schema_mode,  # type: ignore[arg-type]
         storage_options=storage_options or None,
-        commit_properties=props,
+        commit_properties=_props({s.app_id: s.version for s in sources}, mode, len(sources)),
     )
-    dt = DeltaTable(uri, storage_options=storage_options or None)
-    return dt.version()
+    return DeltaTable(uri, storage_options=storage_options or None).version()
+
+
+def sql_literal(value: object) -> str:
+    """A value as a predicate literal (partition values and source URIs)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dt_.datetime | dt_.date):
+        return f"'{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def partition_predicate(partitions: list[dict[str, object]]) -> str:
+    """``(p = v AND q = w) OR ...``: exactly the partitions a batch replaces."""
+    terms = []
+    for values in partitions:
+        parts = [
+            f"{_ident(c)} IS NULL" if v is None else f"{_ident(c)} = {sql_literal(v)}"
+            for c, v in values.items()
+        ]
+        terms.append("(" + " AND ".join(parts) + ")")
+    return " OR ".join(terms)
+
+
+@dataclass
+class DeltaTarget:
+    uri: str
+    storage_options: dict[str, str]
+    ref: TableRef
+
+    def _table(self) -> DeltaTable | None:
+        return open_table(self.uri, self.storage_options)
+
+    def schema(self) -> pl.Schema | None:
+        dt = self._table()
+        return None if dt is None else polars_schema(pa.schema(dt.schema().to_arrow()))
+
+    def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
+        dt = self._table()
+        return {i: (dt.transaction_version(i) if dt else None) for i in ids}
+
+    def write(
+        self,
+        data: pa.RecordBatchReader,
+        sources: list[SourceVersion],
+        spec: WriteSpec,
+        partitions: list[dict[str, object]],
+    ) -> int | None:
+        props = _props({s.app_id: s.version for s in sources}, spec.mode, len(sources))
+        opts = self.storage_options or None
+        dt = self._table()
+        partition_by = list(spec.partition_by) or None
+        if dt is not None and spec.mode == "merge":
+            predicate = " AND ".join(f"t.{_ident(k)} = s.{_ident(k)}" for k in spec.merge_keys)
+            (
+                dt.merge(
+                    source=data.read_all(),
+                    predicate=predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=True,
+                    commit_properties=props,
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        elif dt is not None and spec.mode == "overwrite" and partitions:
+            write_deltalake(
+                dt,
+                data,
+                mode="overwrite",
+                predicate=partition_predicate(partitions),
+                schema_mode="merge",
+                storage_options=opts,
+                commit_properties=props,
+            )
+        else:
+            write_deltalake(
+                self.uri,
+                data,
+                mode="append",
+                partition_by=partition_by,
+                schema_mode="merge",
+                storage_options=opts,
+                commit_properties=props,
+            )
+        dt = self._table()
+        return dt.version() if dt else None
+
+    def delete_sources(self, removed: list[SourceVersion]) -> int | None:
+        dt = self._table()
+        if dt is None or not removed:
+            return None
+        uris = ", ".join(sql_literal(s.uri) for s in removed)
+        dt.delete(
+            predicate=f"_source_uri IN ({uris})",
+            commit_properties=_props(
+                {s.removal_id: s.version for s in removed}, "delete", len(removed)
+            ),
+        )
+        return dt.version()
+
+    def row_count(self) -> int:
+        if self._table() is None:
+            return 0
+        lf = pl.scan_delta(self.uri, storage_options=self.storage_options or None)
+        return int(lf.select(pl.len()).collect().item())

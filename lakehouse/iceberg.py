@@ -1,22 +1,28 @@
-"""Iceberg tables through pyiceberg: SQL catalog (SQLite) embedded, REST catalog on the platform."""
+"""Iceberg tables through pyiceberg: SQL catalog (SQLite) embedded, REST catalog on the platform.
+
+The ingestion ledger lives in the snapshot summary of each commit (``lakewire.ledger``: the
+source ids and versions the snapshot wrote), so rows and ledger are one atomic catalog commit.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
+
+import polars as pl
+import pyarrow as pa
 
 from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
-from lakehouse.tables import TableRef
+from lakehouse.tables import SourceVersion, TableRef, WriteSpec, polars_schema
+
+LEDGER_PROPERTY = "lakewire.ledger"
 
 
 def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Any:
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    props: dict[str, str] = {
-        "uri": settings.iceberg_catalog_uri,
-        "warehouse": store.url(settings.lake_bucket, "iceberg"),
-    }
+    """The REST catalog when ``iceberg_rest_uri`` is set (platform), else the SQLite one."""
+    props: dict[str, str] = {"warehouse": store.url(settings.lake_bucket, "iceberg")}
     if isinstance(store, S3ObjectStore):
         s = settings
         props.update(
@@ -29,7 +35,15 @@ def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Any:
                 "s3.region": s.s3_region,
             }
         )
-    return SqlCatalog("lakewire", **props)
+    rest_uri = settings.iceberg_rest_uri
+    if rest_uri:
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog("lakewire", uri=rest_uri, **props)
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return SqlCatalog("lakewire", uri=settings.iceberg_catalog_uri, **props)
 
 
 def load_table(
@@ -41,3 +55,116 @@ def load_table(
         return catalog(settings, store).load_table((ref.schema, ref.name))
     except NoSuchTableError:
         return None
+
+
+def _summary_ledger(snapshot: Any) -> dict[str, int]:
+    raw = snapshot.summary.additional_properties.get(LEDGER_PROPERTY) if snapshot.summary else None
+    return json.loads(raw) if raw else {}
+
+
+class IcebergTarget:
+    def __init__(
+        self, settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ref = ref
+
+    def _table(self) -> Any | None:
+        return load_table(self.settings, self.store, self.ref)
+
+    def schema(self) -> pl.Schema | None:
+        table = self._table()
+        return None if table is None else polars_schema(table.schema().as_arrow())
+
+    def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
+        table = self._table()
+        seen: dict[str, int] = {}
+        for snap in table.snapshots() if table is not None else []:
+            for app_id, version in _summary_ledger(snap).items():
+                seen[app_id] = max(version, seen.get(app_id, version))
+        return {i: seen.get(i) for i in ids}
+
+    def _create(self, schema: pa.Schema, spec: WriteSpec) -> Any:
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+
+        cat = catalog(self.settings, self.store)
+        try:
+            cat.create_namespace(self.ref.schema)
+        except NamespaceAlreadyExistsError:
+            pass
+        try:
+            table = cat.create_table((self.ref.schema, self.ref.name), schema=schema)
+        except TableAlreadyExistsError:
+            return cat.load_table((self.ref.schema, self.ref.name))
+        if spec.partition_by:
+            with table.update_spec() as update:
+                for col in spec.partition_by:
+                    update.add_identity(col)
+            table = cat.load_table((self.ref.schema, self.ref.name))
+        return table
+
+    def write(
+        self,
+        data: pa.RecordBatchReader,
+        sources: list[SourceVersion],
+        spec: WriteSpec,
+        partitions: list[dict[str, object]],
+    ) -> int | None:
+        from pyiceberg.expressions import And, EqualTo, IsNull, Or
+
+        props = {LEDGER_PROPERTY: json.dumps({s.app_id: s.version for s in sources})}
+        table = self._table() or self._create(data.schema, spec)
+        if spec.mode == "merge":
+            rows = data.read_all()
+            self._evolve(table, rows.schema)
+            table.upsert(rows, join_cols=list(spec.merge_keys), snapshot_properties=props)
+        elif spec.mode == "overwrite" and partitions:
+            terms = []
+            for values in partitions:
+                conds = [IsNull(c) if v is None else EqualTo(c, v) for c, v in values.items()]
+                terms.append(conds[0] if len(conds) == 1 else And(*conds))
+            flt = terms[0] if len(terms) == 1 else Or(*terms)
+            rows = data.read_all()
+            with table.transaction() as tx:
+                self._evolve_in(tx, table, rows.schema)
+                tx.overwrite(rows, overwrite_filter=flt, snapshot_properties=props)
+        else:
+            with table.transaction() as tx:
+                self._evolve_in(tx, table, data.schema)
+                tx.append(data, snapshot_properties=props)
+        snap = self._table().current_snapshot()  # type: ignore[union-attr]
+        return snap.snapshot_id if snap else None
+
+    @staticmethod
+    def _new_columns(table: Any, schema: pa.Schema) -> bool:
+        have = {f.name for f in table.schema().fields}
+        return any(name not in have for name in schema.names)
+
+    def _evolve(self, table: Any, schema: pa.Schema) -> None:
+        if self._new_columns(table, schema):
+            with table.update_schema() as update:
+                update.union_by_name(schema)
+
+    def _evolve_in(self, tx: Any, table: Any, schema: pa.Schema) -> None:
+        if self._new_columns(table, schema):
+            with tx.update_schema() as update:
+                update.union_by_name(schema)
+
+    def delete_sources(self, removed: list[SourceVersion]) -> int | None:
+        from pyiceberg.expressions import In
+
+        table = self._table()
+        if table is None or not removed:
+            return None
+        props = {LEDGER_PROPERTY: json.dumps({s.removal_id: s.version for s in removed})}
+        table.delete(In("_source_uri", [s.uri for s in removed]), snapshot_properties=props)
+        snap = self._table().current_snapshot()  # type: ignore[union-attr]
+        return snap.snapshot_id if snap else None
+
+    def row_count(self) -> int:
+        table = self._table()
+        snap = table.current_snapshot() if table is not None else None
+        if snap is None or snap.summary is None:
+            return 0
+        return int(snap.summary.additional_properties.get("total-records", 0))

@@ -8,6 +8,7 @@ platform is a field here, never a second implementation.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LAKEWIRE_", extra="ignore")
+    # On the platform, generated credentials are files named after the field
+    # (``lakewire_s3_secret_key``...) in LAKEWIRE_SECRETS_DIR, never values in compose.
+    model_config = SettingsConfigDict(
+        env_prefix="LAKEWIRE_",
+        extra="ignore",
+        secrets_dir=os.environ.get("LAKEWIRE_SECRETS_DIR") or None,
+    )
 
     data_dir: Path = Field(default=Path(".lakewire"), description="All embedded state lives here.")
 
@@ -73,7 +80,34 @@ class Settings(BaseSettings):
     sensor_max_seconds: float = 20.0
     batch_max_objects: int = 1_000
     batch_max_bytes: int = 1024**3
-    routes_file: Path | None = None
+    routes_file: Path | None = Field(
+        default=None,
+        description="Routes YAML (docs/routes.md); unset means the project's routes.yaml.",
+    )
+    ingest_max_object_bytes: int = Field(
+        default=8 * 1024**3, description="Larger landing objects are quarantined unread."
+    )
+    ingest_stream_threshold_bytes: int = Field(
+        default=256 * 1024**2,
+        description="Objects at least this large are read in batches and streamed into the "
+        "table commit instead of being loaded whole.",
+    )
+    ingest_stream_chunk_rows: int = 100_000
+    quarantine_prefix: str = Field(
+        default="quarantine/",
+        description="Bad objects are copied under this prefix of their own bucket, with a "
+        "'.reason.json' beside each; routes never match keys under it.",
+    )
+    reconcile_grace_seconds: float = Field(
+        default=300.0,
+        description="Reconciliation re-emits only objects older than this: younger ones may "
+        "still have their event in flight.",
+    )
+    reconcile_cron: str = "*/10 * * * *"
+    iceberg_rest_uri: str | None = Field(
+        default=None,
+        description="Iceberg REST catalog (platform); unset means the SQLite catalog in state.",
+    )
 
     @property
     def resolved_data_dir(self) -> Path:

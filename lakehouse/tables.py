@@ -12,7 +12,12 @@ rows, while new content under the same key is new data.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import polars as pl
+import pyarrow as pa
 
 from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
@@ -38,12 +43,20 @@ class SourceVersion:
         return f"lakewire:{self.bucket}/{self.key}#{self.etag}"
 
     @property
+    def removal_id(self) -> str:
+        """Ledger id of "this key's rows were deleted", whatever version it had."""
+        return f"lakewire-removed:{self.bucket}/{self.key}"
+
+    @property
     def version(self) -> int:
         """Sequencers are nanosecond timestamps in hex: newer versions compare greater."""
         try:
-            return int(self.sequencer, 16)
+            value = int(self.sequencer, 16)
+            if 0 <= value < 2**63:  # ledger versions are signed 64-bit
+                return value
         except ValueError:
-            return int(hashlib.sha256(self.etag.encode()).hexdigest()[:15], 16)
+            pass
+        return int(hashlib.sha256(self.etag.encode()).hexdigest()[:15], 16)
 
 
 @dataclass(frozen=True)
@@ -61,3 +74,86 @@ def delta_table_uri(
     settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
 ) -> str:
     return store.url(settings.lake_bucket, f"{ref.schema}/{ref.name}")
+
+
+WriteMode = Literal["append", "merge", "overwrite"]
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """How a batch lands in its table (from the route)."""
+
+    mode: WriteMode = "append"
+    merge_keys: tuple[str, ...] = ()
+    partition_by: tuple[str, ...] = ()
+
+
+class TableTarget(Protocol):
+    """One Delta or Iceberg table, written only together with its ledger entries."""
+
+    ref: TableRef
+
+    def schema(self) -> pl.Schema | None:
+        """The table's columns, or ``None`` before the first commit."""
+        ...
+
+    def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
+        """The ledger version recorded for each id (``None``: never recorded)."""
+        ...
+
+    def write(
+        self,
+        data: pa.RecordBatchReader,
+        sources: list[SourceVersion],
+        spec: WriteSpec,
+        partitions: list[dict[str, object]],
+    ) -> int | None:
+        """Commit the rows and every source's ledger entry atomically; returns the version."""
+        ...
+
+    def delete_sources(self, removed: list[SourceVersion]) -> int | None:
+        """Delete the rows of removed objects, recording the removals in the same commit."""
+        ...
+
+    def row_count(self) -> int: ...
+
+
+def pending_sources(target: TableTarget, sources: Iterable[SourceVersion]) -> list[SourceVersion]:
+    """Sources whose content the table holds no rows of.
+
+    A content version is done once its ledger entry exists, unless the key's rows were deleted
+    (an ``ObjectRemoved`` with the delete policy) after it was ingested and this event is newer
+    than that deletion: a re-upload of the same bytes after a delete is new data again.
+    """
+    sources = list(sources)
+    ids = {s.app_id for s in sources} | {s.removal_id for s in sources}
+    seen = target.ledger(ids)
+    out = []
+    for s in sources:
+        done = seen.get(s.app_id)
+        removed = seen.get(s.removal_id)
+        if done is None or (removed is not None and removed >= done and s.version > removed):
+            out.append(s)
+    return out
+
+
+def open_target(
+    settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
+) -> TableTarget:
+    if ref.format == "delta":
+        from lakehouse.delta import DeltaTarget
+
+        return DeltaTarget(delta_table_uri(settings, store, ref), store.storage_options(), ref)
+    if ref.format == "iceberg":
+        from lakehouse.iceberg import IcebergTarget
+
+        return IcebergTarget(settings, store, ref)
+    raise ValueError(f"unknown table format '{ref.format}' (use delta or iceberg)")
+
+
+def arrow_schema(schema: pl.Schema) -> pa.Schema:
+    return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+def polars_schema(schema: pa.Schema) -> pl.Schema:
+    return pl.DataFrame(schema.empty_table()).schema

@@ -1,70 +1,325 @@
-"""Turn a micro-batch of landing objects into one table commit."""
+"""Turn a micro-batch of landing objects into one table commit, exactly once.
+
+``ingest_batch`` is the whole ingestion of one batch, callable in-process (the Dagster op and
+the benchmarks both call it): it skips what the table's ledger already holds, quarantines bad
+objects with their reason, fits the rest to one schema (adding new nullable columns), and writes
+rows plus ledger entries in a single commit. Small objects are parsed up front so a bad one is
+caught before anything is written; large ones are streamed in batches into the same commit, and
+if one turns out to be bad halfway, the commit never happens, the object is quarantined and the
+batch is written again without it.
+"""
 
 from __future__ import annotations
 
-import io
+import hashlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
-from lakehouse.delta import commit_batch, pending_sources
+from lakehouse.formats import BadObject, detect_format, fit, read_frame, scan_frame, target_schema
 from lakehouse.objectstore import LocalObjectStore, ObjectNotFound, S3ObjectStore
+from lakehouse.quarantine import QuarantineRecord, quarantine_object
 from lakehouse.settings import Settings
-from lakehouse.tables import SourceVersion, TableRef, delta_table_uri
+from lakehouse.tables import (
+    SourceVersion,
+    TableRef,
+    TableTarget,
+    arrow_schema,
+    open_target,
+    pending_sources,
+)
+from pipelines.routes import Route
+
+Store = LocalObjectStore | S3ObjectStore
 
 
 @dataclass
 class IngestReport:
     table: str
+    route: str
     rows: int = 0
     ingested: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # already in the ledger
+    superseded: list[str] = field(default_factory=list)  # changed or gone since the event
+    quarantined: dict[str, QuarantineRecord] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
     table_version: int | None = None
+    schema: pl.Schema | None = None
 
 
-def read_object(store: LocalObjectStore | S3ObjectStore, src: SourceVersion) -> pl.DataFrame:
-    data = store.get_bytes(src.bucket, src.key)
-    return pl.read_csv(io.BytesIO(data))
+@dataclass
+class _Loaded:
+    src: SourceVersion
+    frame: pl.DataFrame | None = None  # small objects, parsed whole
+    lazy: pl.LazyFrame | None = None  # large objects, streamed
+
+    def schema(self) -> pl.Schema:
+        if self.frame is not None:
+            return self.frame.schema
+        assert self.lazy is not None
+        return self.lazy.collect_schema()
+
+
+def default_route(ref: TableRef) -> Route:
+    """The route used when a caller names only a table: append, format from the extension."""
+    return Route(
+        name=f"direct:{ref.qualified}".replace(":", "_"),
+        glob="*",
+        format=ref.format,  # type: ignore[arg-type]
+        table=f"{ref.schema}.{ref.name}",
+    )
 
 
 def ingest_batch(
     settings: Settings,
-    store: LocalObjectStore | S3ObjectStore,
+    store: Store,
     ref: TableRef,
     sources: list[SourceVersion],
     run_id: str,
+    *,
+    route: Route | None = None,
+    removed: list[SourceVersion] | None = None,
 ) -> IngestReport:
-    report = IngestReport(table=ref.qualified)
-    uri = delta_table_uri(settings, store, ref)
-    opts = store.storage_options()
-    todo = pending_sources(uri, opts, sources)
+    """Ingest ``sources`` into ``ref`` in one commit; ``removed`` objects lose their rows first
+    when the route's ``on_delete`` policy is ``delete_rows``.
+
+    Safe to call any number of times with the same arguments: sources already in the table's
+    ledger are skipped, so a re-run, a duplicate event or a replayed stream adds no rows.
+    """
+    route = route or default_route(ref)
+    target = open_target(settings, store, ref)
+    report = IngestReport(table=ref.qualified, route=route.name)
+    if removed and route.on_delete == "delete_rows":
+        _delete_removed(target, removed, report)
+
+    todo = pending_sources(target, sources)
     report.skipped = [s.uri for s in sources if s not in todo]
-    frames: list[pl.DataFrame] = []
-    committed: list[SourceVersion] = []
-    now = datetime.now(tz=UTC)
-    for src in todo:
-        try:
-            df = read_object(store, src)
-        except ObjectNotFound as exc:
-            report.failed[src.uri] = str(exc)
-            continue
-        except Exception as exc:
-            report.failed[src.uri] = f"unreadable: {exc}"
-            continue
-        frames.append(
-            df.with_columns(
-                pl.lit(src.uri).alias("_source_uri"),
-                pl.lit(src.etag).alias("_source_etag"),
-                pl.lit(run_id).alias("_run_id"),
-                pl.lit(now).alias("_ingested_at"),
-            )
-        )
-        committed.append(src)
-    if committed:
-        data = pl.concat(frames, how="diagonal_relaxed")
-        report.table_version = commit_batch(uri, opts, data.to_arrow(), committed)
-        report.rows = data.height
-        report.ingested = [s.uri for s in committed]
+    with tempfile.TemporaryDirectory(prefix="lakewire-ingest-") as tmp:
+        loaded: list[_Loaded] = []
+        for src in todo:
+            try:
+                item = _load(settings, store, route, src, Path(tmp))
+            except BadObject as bad:
+                _quarantine(settings, store, route, ref, run_id, src, bad, report)
+                continue
+            if item is None:
+                report.superseded.append(src.uri)
+            else:
+                loaded.append(item)
+        _commit(settings, store, route, ref, target, run_id, loaded, report)
     return report
+
+
+def _delete_removed(
+    target: TableTarget, removed: list[SourceVersion], report: IngestReport
+) -> None:
+    seen = target.ledger(s.removal_id for s in removed)
+    todo = [s for s in removed if (seen.get(s.removal_id) or -1) < s.version]
+    if todo:
+        target.delete_sources(todo)
+    report.removed = [s.uri for s in todo]
+
+
+def _load(
+    settings: Settings, store: Store, route: Route, src: SourceVersion, tmp: Path
+) -> _Loaded | None:
+    """Parse (small) or open for streaming (large); ``None`` when the event's version is gone."""
+    try:
+        info = store.head(src.bucket, src.key)
+    except ObjectNotFound:
+        return None
+    if isinstance(store, S3ObjectStore) and info.etag and src.etag and info.etag != src.etag:
+        return None  # overwritten since the event; the newer version has its own event
+    limit = route.max_object_bytes or settings.ingest_max_object_bytes
+    if info.size > limit:
+        raise BadObject("too_large", f"{info.size} bytes is over the limit of {limit} bytes")
+    fmt = detect_format(src.key, route.file_format)
+    if info.size == 0:
+        raise BadObject("empty", "the object has no content")
+    if info.size >= settings.ingest_stream_threshold_bytes:
+        if isinstance(store, LocalObjectStore):
+            path = store.local_path(src.bucket, src.key)
+        else:
+            path = tmp / hashlib.sha256(src.uri.encode()).hexdigest()
+            with path.open("wb") as fh:
+                for chunk in store.get_stream(src.bucket, src.key):
+                    fh.write(chunk)
+        return _Loaded(src, lazy=scan_frame(path, fmt, route.csv, route.dtypes))
+    try:
+        data = store.get_bytes(src.bucket, src.key)
+    except ObjectNotFound:
+        return None
+    if isinstance(store, LocalObjectStore) and src.etag:
+        # Local etags are content MD5s (the watcher computes them): same check as S3's.
+        if hashlib.md5(data, usedforsecurity=False).hexdigest() != src.etag:
+            return None
+    return _Loaded(src, frame=read_frame(data, fmt, route.csv, route.dtypes))
+
+
+def _quarantine(
+    settings: Settings,
+    store: Store,
+    route: Route,
+    ref: TableRef,
+    run_id: str,
+    src: SourceVersion,
+    bad: BadObject,
+    report: IngestReport,
+) -> None:
+    report.quarantined[src.uri] = quarantine_object(
+        settings,
+        store,
+        src,
+        kind=bad.kind,
+        reason=bad.reason,
+        table=ref.qualified,
+        route=route.name,
+        run_id=run_id,
+    )
+
+
+def _lineage(src: SourceVersion, run_id: str, now: datetime) -> list[pl.Expr]:
+    return [
+        pl.lit(src.uri, pl.String).alias("_source_uri"),
+        pl.lit(src.etag, pl.String).alias("_source_etag"),
+        pl.lit(run_id, pl.String).alias("_run_id"),
+        pl.lit(now, pl.Datetime("us", "UTC")).alias("_ingested_at"),
+    ]
+
+
+def _commit(
+    settings: Settings,
+    store: Store,
+    route: Route,
+    ref: TableRef,
+    target: TableTarget,
+    run_id: str,
+    loaded: list[_Loaded],
+    report: IngestReport,
+) -> None:
+    now = datetime.now(tz=UTC)
+    for item in loaded:
+        cols = _lineage(item.src, run_id, now)
+        if item.frame is not None:
+            item.frame = item.frame.with_columns(cols)
+        else:
+            item.lazy = item.lazy.with_columns(cols)  # type: ignore[union-attr]
+    table_schema = target.schema()
+    while loaded:
+        schema, conflicts = target_schema(
+            table_schema, {i.src.uri: i.schema() for i in loaded}, route.evolution.add_columns
+        )
+        bad = [i for i in loaded if i.src.uri in conflicts]
+        for i in bad:
+            _quarantine(settings, store, route, ref, run_id, i.src, conflicts[i.src.uri], report)
+        loaded = [i for i in loaded if i.src.uri not in conflicts]
+        if bad:
+            continue  # the schema may differ without them
+        try:
+            for i in loaded:
+                if i.frame is not None:
+                    current = i
+                    i.frame = fit(i.frame, schema)
+        except BadObject as exc:
+            _quarantine(settings, store, route, ref, run_id, current.src, exc, report)
+            loaded.remove(current)
+            continue
+        failed: list[_Loaded] = []
+        try:
+            report.table_version = _write(route, target, loaded, schema, failed, settings)
+        except Exception as exc:
+            if not failed:
+                raise
+            item = failed[0]
+            reason = BadObject("unparseable", f"failed while streaming: {str(exc)[:500]}")
+            _quarantine(settings, store, route, ref, run_id, item.src, reason, report)
+            loaded.remove(item)
+            continue
+        report.ingested = [i.src.uri for i in loaded]
+        report.rows = sum(_height(i) for i in loaded)
+        report.schema = schema
+        return
+
+
+def _height(item: _Loaded) -> int:
+    if item.frame is not None:
+        return item.frame.height
+    return getattr(item, "streamed_rows", 0)
+
+
+def _write(
+    route: Route,
+    target: TableTarget,
+    loaded: list[_Loaded],
+    schema: pl.Schema,
+    failed: list[_Loaded],
+    settings: Settings,
+) -> int | None:
+    spec = route.write_spec
+    arrow = arrow_schema(schema)
+    partitions = _partitions(route, loaded) if spec.mode == "overwrite" else []
+    if spec.mode == "merge":
+        frames = [i.frame if i.frame is not None else _collect(i, schema) for i in loaded]
+        merged = pl.concat(frames, how="vertical").unique(
+            subset=list(spec.merge_keys), keep="last", maintain_order=True
+        )
+        reader = pa.RecordBatchReader.from_batches(arrow, merged.to_arrow().to_batches())
+    else:
+        reader = pa.RecordBatchReader.from_batches(
+            arrow, _batches(loaded, schema, arrow, failed, settings.ingest_stream_chunk_rows)
+        )
+    return target.write(reader, [i.src for i in loaded], spec, partitions)
+
+
+def _collect(item: _Loaded, schema: pl.Schema) -> pl.DataFrame:
+    assert item.lazy is not None
+    frame = fit(item.lazy.collect(), schema)
+    item.streamed_rows = frame.height  # type: ignore[attr-defined]
+    return frame
+
+
+def _batches(
+    loaded: list[_Loaded],
+    schema: pl.Schema,
+    arrow: pa.Schema,
+    failed: list[_Loaded],
+    chunk_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """Every row of the batch as Arrow record batches; large objects are read chunk by chunk.
+
+    A failure while reading records which object caused it in ``failed`` before re-raising, so
+    the caller can quarantine exactly that object (the write it interrupts never commits).
+    """
+    for item in loaded:
+        if item.frame is not None:
+            yield from item.frame.to_arrow().cast(arrow).to_batches()
+            continue
+        rows = 0
+        try:
+            assert item.lazy is not None
+            for chunk in item.lazy.collect_batches(chunk_size=chunk_rows):
+                chunk = fit(chunk, schema)
+                rows += chunk.height
+                yield from chunk.to_arrow().cast(arrow).to_batches()
+        except Exception:
+            failed.append(item)
+            raise
+        item.streamed_rows = rows  # type: ignore[attr-defined]
+
+
+def _partitions(route: Route, loaded: list[_Loaded]) -> list[dict[str, object]]:
+    """The partition values a batch holds: exactly what an overwrite replaces."""
+    cols = list(route.partition_by)
+    seen: list[dict[str, object]] = []
+    for item in loaded:
+        if item.frame is not None:
+            values = item.frame.select(cols).unique().to_dicts()
+        else:
+            values = item.lazy.select(cols).unique().collect().to_dicts()  # type: ignore[union-attr]
+        seen.extend(v for v in values if v not in seen)
+    return seen
