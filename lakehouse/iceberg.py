@@ -6,6 +6,7 @@ source ids and versions the snapshot wrote), so rows and ledger are one atomic c
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -89,10 +90,8 @@ class IcebergTarget:
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
 
         cat = catalog(self.settings, self.store)
-        try:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
             cat.create_namespace(self.ref.schema)
-        except NamespaceAlreadyExistsError:
-            pass
         try:
             table = cat.create_table((self.ref.schema, self.ref.name), schema=schema)
         except TableAlreadyExistsError:

@@ -8,6 +8,7 @@ prefix are never routed or reconciled, so the copy does not feed a table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass
@@ -129,7 +130,5 @@ def release(
     """Remove an object's quarantine entry (after a replay re-drives it)."""
     qkey = quarantine_key(settings, key)
     for k in (qkey + REASON_SUFFIX, qkey):
-        try:
+        with contextlib.suppress(ObjectNotFound, FileNotFoundError):
             store.delete(bucket, k)
-        except (ObjectNotFound, FileNotFoundError):
-            pass

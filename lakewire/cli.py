@@ -160,5 +160,70 @@ def sql(
         console.print(table)
 
 
+@app.command()
+def replay(
+    target: Annotated[
+        str | None, typer.Argument(help="BUCKET/KEY of the object to re-drive.")
+    ] = None,
+    quarantined: Annotated[
+        bool, typer.Option("--quarantined", help="Re-drive every quarantined object.")
+    ] = False,
+) -> None:
+    """Re-emit an object's bucket event (after fixing it or its route); clears its quarantine."""
+    from pipelines.reconcile import ReplayError, replay_object, replay_quarantined
+    from pipelines.routes import RoutesError
+
+    settings = Settings()
+    if (target is None) == (not quarantined):
+        raise _fail("give either BUCKET/KEY or --quarantined")
+    store = open_object_store(settings)
+    try:
+        if quarantined:
+            events = replay_quarantined(settings, store)
+        else:
+            assert target is not None
+            bucket, _, key = target.partition("/")
+            if not key:
+                raise _fail(f"'{target}' is not BUCKET/KEY")
+            events = [replay_object(settings, store, bucket, key)]
+    except (ReplayError, RoutesError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot publish to NATS at {settings.effective_nats_url}: {exc}") from None
+    for ev in events:
+        console.print(f"replayed {ev.bucket}/{ev.key} (etag {ev.etag})", highlight=False)
+    if not events:
+        console.print("nothing in quarantine")
+
+
+@app.command()
+def reconcile(
+    grace: Annotated[
+        float | None,
+        typer.Option("--grace", help="Only objects older than this many seconds."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, do not re-emit.")] = False,
+) -> None:
+    """Find landing objects that never reached their table and re-emit their events."""
+    from pipelines.reconcile import reconcile as sweep
+    from pipelines.routes import RoutesError
+
+    settings = Settings()
+    try:
+        result = sweep(settings, open_object_store(settings), grace_seconds=grace, dry_run=dry_run)
+    except (RoutesError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot publish to NATS at {settings.effective_nats_url}: {exc}") from None
+    verb = "would re-emit" if dry_run else "re-emitted"
+    for ev in result.missing:
+        console.print(f"{verb} {ev.bucket}/{ev.key}", highlight=False)
+    console.print(
+        f"{result.listed} routed objects listed, {len(result.missing)} {verb}, "
+        f"{result.quarantined} in quarantine",
+        highlight=False,
+    )
+
+
 if __name__ == "__main__":
     app()

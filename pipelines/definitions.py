@@ -1,18 +1,47 @@
-"""The Dagster code location of Lakewire."""
+"""The Dagster code location of Lakewire: table assets and checks, jobs, sensor, schedule."""
 
 from __future__ import annotations
 
-from dagster import Definitions
+import logging
 
+from dagster import DefaultScheduleStatus, Definitions, ScheduleDefinition
+
+from lakehouse.objectstore import open_object_store
 from lakehouse.settings import Settings
-from pipelines.jobs import ingest_job
+from lakehouse.tables import TableRef
+from pipelines.assets import build_quarantine_checks, existing_tables, table_assets, table_routes
+from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.resources import LakewireResource
+from pipelines.routes import settings_routes
 from pipelines.sensors import build_event_sensor
 
-_settings = Settings()
+log = logging.getLogger(__name__)
 
-defs = Definitions(
-    jobs=[ingest_job],
-    sensors=[build_event_sensor(_settings.sensor_interval_seconds)],
-    resources={"lakewire": LakewireResource()},
-)
+
+def build_definitions(settings: Settings) -> Definitions:
+    routes = settings_routes(settings)  # an invalid routes file fails the load, with its reason
+    existing: list[TableRef] = []
+    try:
+        existing = existing_tables(settings, open_object_store(settings))
+    except Exception as exc:  # the store may be down at load; tables appear at the next reload
+        log.warning("could not list existing tables: %s", exc)
+    tables = table_routes(routes, existing)
+    return Definitions(
+        assets=table_assets(tables),
+        asset_checks=build_quarantine_checks(tables),
+        jobs=[ingest_job, reconcile_job],
+        sensors=[build_event_sensor(settings.sensor_interval_seconds)],
+        schedules=[
+            ScheduleDefinition(
+                name="reconcile_landing",
+                job=reconcile_job,
+                cron_schedule=settings.reconcile_cron,
+                default_status=DefaultScheduleStatus.RUNNING,
+                description="Re-emit events for landing objects that never reached a table.",
+            )
+        ],
+        resources={"lakewire": LakewireResource()},
+    )
+
+
+defs = build_definitions(Settings())

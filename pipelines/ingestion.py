@@ -154,10 +154,13 @@ def _load(
         data = store.get_bytes(src.bucket, src.key)
     except ObjectNotFound:
         return None
-    if isinstance(store, LocalObjectStore) and src.etag:
-        # Local etags are content MD5s (the watcher computes them): same check as S3's.
-        if hashlib.md5(data, usedforsecurity=False).hexdigest() != src.etag:
-            return None
+    # Local etags are content MD5s (the watcher computes them): the same check as S3's.
+    if (
+        isinstance(store, LocalObjectStore)
+        and src.etag
+        and hashlib.md5(data, usedforsecurity=False).hexdigest() != src.etag
+    ):
+        return None
     return _Loaded(src, frame=read_frame(data, fmt, route.csv, route.dtypes))
 
 

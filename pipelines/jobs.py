@@ -1,23 +1,32 @@
-"""Jobs: ingestion of one micro-batch into one table.
+"""Jobs: ingestion of one micro-batch into one table, and the reconciliation sweep.
 
 No ``from __future__ import annotations`` here: Dagster reads config and resource types from
 real annotations.
 """
 
+from typing import Literal
+
 from dagster import (
     AssetMaterialization,
+    Backoff,
     Config,
     Failure,
     MetadataValue,
     OpExecutionContext,
+    RetryPolicy,
+    TableColumn,
+    TableSchema,
     in_process_executor,
     job,
     op,
 )
 
-from lakehouse.tables import SourceVersion, TableRef
-from pipelines.ingestion import ingest_batch
+from lakehouse.tables import SourceVersion, TableRef, open_target
+from pipelines.assets import asset_key, check_evaluation, quarantined_for, route_metadata
+from pipelines.ingestion import IngestReport, ingest_batch
+from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
+from pipelines.routes import RoutesError, route_named, settings_routes
 
 
 class SourceObject(Config):
@@ -26,6 +35,7 @@ class SourceObject(Config):
     etag: str
     sequencer: str
     size: int = 0
+    action: Literal["create", "remove"] = "create"
 
 
 class IngestConfig(Config):
@@ -34,40 +44,104 @@ class IngestConfig(Config):
     objects: list[SourceObject]
 
 
-@op(description="Ingest a micro-batch of landing objects into its table in one commit.")
+def _table_schema(report: IngestReport) -> TableSchema | None:
+    if report.schema is None:
+        return None
+    return TableSchema(columns=[TableColumn(c, str(t)) for c, t in report.schema.items()])
+
+
+@op(
+    description="Ingest a micro-batch of landing objects into its table in one commit.",
+    # Transient store or catalog errors: the ledger makes a retry of a half-done batch safe.
+    retry_policy=RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL),
+)
 def ingest_objects(
     context: OpExecutionContext, config: IngestConfig, lakewire: LakewireResource
 ) -> None:
     settings = lakewire.settings()
     store = lakewire.object_store()
+    try:
+        route = route_named(settings_routes(settings), config.route)
+    except RoutesError as exc:
+        raise Failure(description=str(exc)) from exc
     fmt, schema, name = config.table.split(".", 2)
     ref = TableRef(fmt, schema, name)
-    sources = [SourceVersion(o.bucket, o.key, o.etag, o.sequencer) for o in config.objects]
-    report = ingest_batch(settings, store, ref, sources, context.run_id)
-    context.log.info(
-        f"{ref.qualified}: {report.rows} rows from {len(report.ingested)} objects, "
-        f"{len(report.skipped)} already ingested, {len(report.failed)} failed"
+    created = [
+        SourceVersion(o.bucket, o.key, o.etag, o.sequencer)
+        for o in config.objects
+        if o.action == "create"
+    ]
+    removed = [
+        SourceVersion(o.bucket, o.key, o.etag, o.sequencer)
+        for o in config.objects
+        if o.action == "remove"
+    ]
+    report = ingest_batch(
+        settings, store, ref, created, context.run_id, route=route, removed=removed
     )
-    if report.ingested:
+    context.log.info(
+        f"{ref.qualified}: {report.rows} rows from {len(report.ingested)} objects; "
+        f"{len(report.skipped)} already ingested, {len(report.superseded)} superseded, "
+        f"{len(report.quarantined)} quarantined, {len(report.removed)} removed"
+    )
+    for uri, rec in report.quarantined.items():
+        context.log.warning(f"quarantined {uri}: {rec.kind}: {rec.reason}")
+    if report.ingested or report.removed:
+        target_rows = None
+        try:
+            target_rows = open_target(settings, store, ref).row_count()
+        except Exception as exc:  # metadata only; the commit is done
+            context.log.warning(f"could not count rows of {ref.qualified}: {exc}")
+        metadata: dict[str, object] = {
+            **route_metadata(route),
+            "rows_added": report.rows,
+            "row_count": target_rows,
+            "table_version": report.table_version,
+            "objects_ingested": len(report.ingested),
+            "last_source_objects": MetadataValue.json(report.ingested[-50:]),
+        }
+        if report.removed:
+            metadata["objects_removed"] = MetadataValue.json(report.removed[-50:])
+        schema_md = _table_schema(report)
+        if schema_md is not None:
+            metadata["dagster/column_schema"] = schema_md
         context.log_event(
             AssetMaterialization(
-                asset_key=[fmt, schema, name],
-                description=f"route {config.route}",
-                metadata={
-                    "rows_added": report.rows,
-                    "table_version": report.table_version,
-                    "route": config.route,
-                    "sources": MetadataValue.json(report.ingested[:50]),
-                },
+                asset_key=asset_key(ref),
+                description=f"route {route.name}",
+                metadata={k: v for k, v in metadata.items() if v is not None},  # type: ignore[misc]
             )
         )
-    if report.failed:
-        raise Failure(
-            description=f"{len(report.failed)} objects failed",
-            metadata={"failed": MetadataValue.json(report.failed)},
-        )
+    records = quarantined_for(settings, store, {route.bucket})
+    context.log_event(check_evaluation(ref, records))
 
 
-@job(executor_def=in_process_executor, description="Ingest landing objects into a table.")
+@job(
+    executor_def=in_process_executor,
+    description="Ingest landing objects into a table.",
+)
 def ingest_job() -> None:
     ingest_objects()
+
+
+class ReconcileConfig(Config):
+    grace_seconds: float | None = None
+
+
+@op(description="Re-emit events for landing objects the ledger has never seen.")
+def reconcile_landing(
+    context: OpExecutionContext, config: ReconcileConfig, lakewire: LakewireResource
+) -> None:
+    settings = lakewire.settings()
+    result = reconcile(settings, lakewire.object_store(), grace_seconds=config.grace_seconds)
+    context.log.info(
+        f"listed {result.listed} objects; {len(result.missing)} with no ledger entry "
+        f"re-emitted; {result.quarantined} quarantined left alone"
+    )
+    for ev in result.missing[:100]:
+        context.log.info(f"re-emitted {ev.bucket}/{ev.key} (etag {ev.etag})")
+
+
+@job(executor_def=in_process_executor, description="Reconciliation sweep of landing prefixes.")
+def reconcile_job() -> None:
+    reconcile_landing()

@@ -134,8 +134,14 @@ def read_after_sync(
     return asyncio.run(read_after(settings, cursor, max_events, max_seconds))
 
 
-async def publish_events(settings: Settings, events: list[BucketEvent]) -> None:
-    """Publish directly (used by reconciliation and tests); the service goes via the outbox."""
+async def publish_events(
+    settings: Settings, events: list[BucketEvent], msg_id_suffix: str = ""
+) -> None:
+    """Publish directly (used by reconciliation and tests); the service goes via the outbox.
+
+    ``msg_id_suffix`` makes a deliberate re-emission (reconciliation, replay) distinct from the
+    original event, which JetStream would otherwise drop as a duplicate inside its window.
+    """
     async with connect(settings) as nc:
         await ensure_stream(nc, settings)
         js = nc.jetstream()
@@ -143,5 +149,5 @@ async def publish_events(settings: Settings, events: list[BucketEvent]) -> None:
             await js.publish(
                 subject_for(settings, ev.bucket),
                 ev.to_message(),
-                headers={"Nats-Msg-Id": ev.msg_id},
+                headers={"Nats-Msg-Id": ev.msg_id + msg_id_suffix},
             )
