@@ -161,3 +161,24 @@ def write_csv(path: Path, rows: int, start: int = 0, extra_col: str | None = Non
         for i in range(start, start + rows):
             fh.write(f"{i},{i * 1.5},name {i}" + (",x" if extra_col else "") + "\n")
     return path
+
+
+def land(store: Any, bucket: str, key: str, body: bytes) -> Any:
+    """Put an object and return the SourceVersion its created event would carry (MD5 etag)."""
+    import hashlib
+
+    from lakehouse.tables import SourceVersion
+
+    if not store.bucket_exists(bucket):
+        store.create_bucket(bucket)
+    info = store.put(bucket, key, body)
+    seq = f"{int(info.last_modified.timestamp() * 1_000_000) * 1000:016X}"
+    return SourceVersion(bucket, key, hashlib.md5(body, usedforsecurity=False).hexdigest(), seq)
+
+
+def csv_bytes(rows: int, start: int = 0, extra_col: str | None = None) -> bytes:
+    head = "id,amount,name" + (f",{extra_col}" if extra_col else "")
+    lines = [
+        f"{i},{i * 1.5},name {i}" + (",x" if extra_col else "") for i in range(start, start + rows)
+    ]
+    return ("\n".join([head, *lines]) + "\n").encode()
