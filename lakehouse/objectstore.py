@@ -255,8 +255,29 @@ class _Objects:
         validate_key(key)
         store = self._require(bucket)
         attributes = {"Content-Type": content_type} if content_type and self.kind == "s3" else None
+        # Read up to one part first: a small body goes up in one PUT (S3 then gives the plain
+        # MD5 etag); a larger one continues as a multipart upload of the rest of the stream.
+        head = bytearray()
+        rest = chunks.__aiter__()
+        exhausted = False
+        while len(head) < part_size:
+            try:
+                head += await rest.__anext__()
+            except StopAsyncIteration:
+                exhausted = True
+                break
+        if exhausted:
+            return await obstore.put_async(
+                store, key, bytes(head), attributes=attributes, use_multipart=False
+            )
+
+        async def whole() -> AsyncIterator[bytes]:
+            yield bytes(head)
+            async for chunk in rest:
+                yield chunk
+
         return await obstore.put_async(
-            store, key, chunks, attributes=attributes, chunk_size=part_size
+            store, key, whole(), attributes=attributes, chunk_size=part_size, use_multipart=True
         )
 
     def delete(self, bucket: str, key: str) -> None:
@@ -400,6 +421,86 @@ class LocalObjectStore(_Objects):
         validate_key(key)
         return self.bucket_path(bucket) / key
 
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete, then drop folders left empty: S3 has no empty 'folders' and neither do we."""
+        super().delete(bucket, key)
+        root = self.bucket_path(bucket)
+        parent = (root / key).parent
+        while parent != root:
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or already gone): stop climbing
+                break
+            parent = parent.parent
+
+    def _walk_sorted(
+        self, directory: Path, rel: str, name_prefix: str, cursor: str | None, recurse: bool
+    ) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+        """Keys under ``directory`` in S3 (sorted) order; folders as ``(key/, None)`` if not
+        recursing. The filesystem lists in arbitrary order, so each level is sorted here."""
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        named = []
+        for entry in entries:
+            if not entry.name.startswith(name_prefix) or STAGING_RE.search(entry.name):
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            named.append((rel + entry.name + ("/" if is_dir else ""), is_dir, entry))
+        named.sort(key=lambda item: item[0])
+        for key, is_dir, entry in named:
+            if is_dir:
+                if cursor is not None and cursor >= key + "\U0010ffff":
+                    continue  # the whole folder was on earlier pages
+                if recurse:
+                    yield from self._walk_sorted(Path(entry.path), key, "", cursor, True)
+                elif (cursor is None or key > cursor) and any(os.scandir(entry.path)):
+                    yield key, None
+            elif cursor is None or key > cursor:
+                yield key, entry
+
+    def list_page(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = "/",
+        cursor: str | None = None,
+        limit: int = 1000,
+    ) -> Listing:
+        """Local folders list in arbitrary order, so walk them sorted; with ``/`` as delimiter
+        only the prefix's own folder is read, however many objects lie deeper."""
+        if not self.bucket_exists(bucket):
+            raise BucketNotFound(f"bucket '{bucket}' does not exist")
+        if delimiter not in (None, "/"):
+            return super().list_page(bucket, prefix, delimiter, cursor, limit)
+        root = self.bucket_path(bucket)
+        rel, _, name_prefix = prefix.rpartition("/")
+        rel = rel + "/" if rel else ""
+        walk = self._walk_sorted(root / rel, rel, name_prefix, cursor, recurse=delimiter is None)
+        entries = list(itertools.islice(walk, limit + 1))
+        page, more = entries[:limit], len(entries) > limit
+        objects = []
+        for key, entry in page:
+            if entry is not None:
+                st = entry.stat()
+                objects.append(
+                    ObjectInfo(
+                        key=key,
+                        size=st.st_size,
+                        last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
+                        # the etag obstore's LocalStore gives: inode-mtime(µs)-size in hex
+                        etag=f"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}",
+                    )
+                )
+        next_cursor = None
+        if more and page:
+            last, entry = page[-1]
+            next_cursor = last if entry is not None else last + "\U0010ffff"
+        return Listing(
+            folders=[k for k, e in page if e is None], objects=objects, next_cursor=next_cursor
+        )
+
     def storage_options(self) -> dict[str, str]:
         return {}
 
@@ -493,6 +594,9 @@ class S3ObjectStore(_Objects):
 
     def create_bucket(self, bucket: str) -> None:
         validate_bucket_name(bucket)
+        # us-east-1 answers 200 to re-creating a bucket you own, so ask first.
+        if self.bucket_exists(bucket):
+            raise BucketExists(f"bucket '{bucket}' already exists")
         try:
             self.client.create_bucket(Bucket=bucket)
         except self.client.exceptions.BucketAlreadyOwnedByYou as exc:
