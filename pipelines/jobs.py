@@ -63,7 +63,7 @@ def ingest_objects(
     try:
         route = route_named(settings_routes(settings), config.route)
     except RoutesError as exc:
-        raise Failure(description=str(exc)) from exc
+        raise Failure(description=str(exc), allow_retries=False) from exc
     fmt, schema, name = config.table.split(".", 2)
     ref = TableRef(fmt, schema, name)
     created = [

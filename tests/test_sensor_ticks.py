@@ -1,0 +1,188 @@
+"""The sensor against a real nats-server, ticked as the daemon ticks it, and its runs executed
+in-process on a real Dagster instance: grouping, caps, run keys, and no doubled rows from a
+duplicate event, a reset cursor or a re-executed run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    build_sensor_context,
+    instance_for_test,
+)
+
+from lakehouse.objectstore import open_object_store
+from lakehouse.settings import Settings
+from lakehouse.tables import SourceVersion, TableRef, open_target
+from pipelines.definitions import build_definitions
+from pipelines.jobs import ingest_job
+from pipelines.resources import LakewireResource
+from pipelines.sensors import build_event_sensor
+from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
+from storage_service.stream import publish_events
+from tests.helpers import csv_bytes, land
+
+ROUTES = """
+routes:
+  - name: per_dataset
+    glob: "*/*.csv"
+    table: "default.{dataset}"
+  - name: audit
+    glob: "audit/*.json"
+    format: iceberg
+    file_format: ndjson
+    table: ops.audit
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
+    for k, v in {
+        "LAKEWIRE_DATA_DIR": str(settings.data_dir),
+        "LAKEWIRE_NATS_URL": str(settings.nats_url),
+        "LAKEWIRE_ROUTES_FILE": str(routes),
+    }.items():
+        monkeypatch.setenv(k, v)
+    s = Settings()
+    store = open_object_store(s)
+    for b in ("landing", "lake"):
+        store.create_bucket(b)
+    with instance_for_test() as instance:
+        yield s, store, instance
+
+
+def event(src: SourceVersion, size: int = 100, name: str = OBJECT_CREATED_PUT) -> BucketEvent:
+    from datetime import UTC, datetime
+
+    return BucketEvent(name, src.bucket, src.key, size, src.etag, src.sequencer, datetime.now(UTC))
+
+
+def publish(settings: Settings, events: list[BucketEvent], suffix: str = "") -> None:
+    asyncio.run(publish_events(settings, events, suffix))
+
+
+def tick(instance: DagsterInstance, cursor: str | None) -> Any:
+    """One evaluation, as the daemon runs it: returns run_requests, cursor, skip_message."""
+    sensor = build_event_sensor(5)
+    ctx = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"lakewire": LakewireResource()}
+    )
+    return sensor.evaluate_tick(ctx)
+
+
+def run_all(instance: DagsterInstance, result: Any) -> list[Any]:
+    out = []
+    for rr in result.run_requests:
+        out.append(
+            ingest_job.execute_in_process(
+                run_config=rr.run_config,
+                instance=instance,
+                resources={"lakewire": LakewireResource()},
+                tags=rr.tags,
+                raise_on_error=False,
+            )
+        )
+    return out
+
+
+def test_tick_groups_by_route_and_table_caps_batches_and_keys_runs(env: Any, monkeypatch) -> None:
+    settings, store, instance = env
+    shop = [land(store, "landing", f"shop/{i}.csv", csv_bytes(2, start=i * 2)) for i in range(25)]
+    web = [land(store, "landing", f"web/{i}.csv", csv_bytes(1)) for i in range(3)]
+    stray = land(store, "landing", "loose.txt", b"x")
+    publish(settings, [event(s) for s in [*shop, *web, stray]])
+    publish(settings, [event(web[0], name=OBJECT_REMOVED_DELETE)])  # policy: ignore
+
+    result = tick(instance, None)
+    assert result.cursor == "30"
+    tables = sorted(r.tags["lakewire/table"] for r in result.run_requests)
+    assert tables == ["delta.default.shop", "delta.default.web"]
+
+    monkeypatch.setenv("LAKEWIRE_BATCH_MAX_OBJECTS", "10")
+    capped = tick(instance, None)
+    sizes = sorted(int(r.tags["lakewire/objects"]) for r in capped.run_requests)
+    assert sizes == [3, 5, 10, 10]
+    # Run keys come from the batch identity: the same tick gives the same keys.
+    again = tick(instance, None)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in capped.run_requests]
+
+    idle = tick(instance, "30")
+    assert not idle.run_requests and "no new events after stream sequence 30" in idle.skip_message
+
+
+def test_duplicate_event_reset_cursor_and_rerun_never_double_rows(env: Any) -> None:
+    settings, store, instance = env
+    srcs = [land(store, "landing", f"shop/{i}.csv", csv_bytes(10, start=i * 10)) for i in range(5)]
+    publish(settings, [event(s) for s in srcs])
+    publish(settings, [event(srcs[0])])  # same Nats-Msg-Id: JetStream drops it
+    publish(settings, [event(srcs[1])], "/again")  # a real second copy in the stream
+
+    first = tick(instance, None)
+    assert first.cursor == "6"
+    assert all(r.success for r in run_all(instance, first))
+    ref = TableRef("delta", "default", "shop")
+    assert open_target(settings, store, ref).row_count() == 50
+
+    # A reset cursor replays the whole log: same run keys, and rows stay exactly 50.
+    replay = tick(instance, "0")
+    assert [r.run_key for r in replay.run_requests] == [r.run_key for r in first.run_requests]
+    assert all(r.success for r in run_all(instance, replay))
+    # The duplicate arriving in a later tick on its own is a run that adds nothing.
+    late = tick(instance, "5")
+    assert all(r.success for r in run_all(instance, late))
+    assert open_target(settings, store, ref).row_count() == 50
+
+    mat = instance.get_latest_materialization_event(AssetKey(["delta", "default", "shop"]))
+    md = mat.asset_materialization.metadata  # type: ignore[union-attr]
+    assert md["row_count"].value == 50 and md["route"].value == "per_dataset"
+    assert "dagster/column_schema" in md and "last_source_objects" in md
+
+
+def test_failed_run_re_executed_adds_rows_once(env: Any) -> None:
+    settings, store, instance = env
+    src = land(store, "landing", "shop/a.csv", csv_bytes(7))
+    publish(settings, [event(src)])
+    result = tick(instance, None)
+    # The run fails before its commit (the routes file is broken while it runs) ...
+    good = settings.routes_file.read_text()
+    settings.routes_file.write_text("routes: [")
+    failed = run_all(instance, result)
+    assert not failed[0].success
+    settings.routes_file.write_text(good)
+    # ... and is executed again, twice: the rows land once.
+    assert run_all(instance, result)[0].success
+    assert run_all(instance, result)[0].success
+    assert open_target(settings, store, TableRef("delta", "default", "shop")).row_count() == 7
+
+
+def test_bad_object_fails_the_asset_check_and_good_ones_commit(env: Any) -> None:
+    settings, store, instance = env
+    good = land(store, "landing", "shop/good.csv", csv_bytes(4))
+    bad = land(store, "landing", "shop/bad.csv", b"")
+    publish(settings, [event(good), event(bad)])
+    (run,) = run_all(instance, tick(instance, None))
+    assert run.success
+    assert open_target(settings, store, TableRef("delta", "default", "shop")).row_count() == 4
+    checks = [
+        e.dagster_event.event_specific_data  # type: ignore[union-attr]
+        for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
+    assert len(checks) == 1 and not checks[0].passed
+    assert checks[0].check_name == "no_quarantined_objects"
+    assert "shop/bad.csv: empty" in checks[0].description
+
+    # The code location now declares the table with its check.
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    key = AssetKey(["delta", "default", "shop"])
+    assert key in graph.get_all_asset_keys()
+    assert any(k.asset_key == key for k in graph.asset_check_keys)
