@@ -1,0 +1,137 @@
+"""``python -m bench``: run the benchmarks, write their JSON, regenerate docs/performance.md.
+
+``--smoke`` runs each at tiny sizes into ``bench/results/smoke/`` (gitignored), so ``make test``
+keeps every benchmark runnable without ever overwriting the real results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench import results
+from bench.embedded import RunningPlatform, embedded_platform
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+PLATFORM_BENCHMARKS = ("freshness", "burst")
+LOCAL_BENCHMARKS = ("ingest_throughput", "sql", "peak_rss", "storage_api")
+ALL = PLATFORM_BENCHMARKS + LOCAL_BENCHMARKS
+
+
+def _local(name: str) -> Callable[[Path, bool], results.Result]:
+    if name == "ingest_throughput":
+        from bench import ingest_throughput
+
+        return ingest_throughput.run
+    if name == "sql":
+        from bench import sql
+
+        return sql.run
+    if name == "peak_rss":
+        from bench import peak_rss
+
+        return peak_rss.run
+    from bench import storage_api
+
+    return storage_api.run
+
+
+def _on_platform(name: str) -> Callable[[RunningPlatform, bool], results.Result]:
+    if name == "freshness":
+        from bench import freshness
+
+        return freshness.run
+    from bench import burst
+
+    return burst.run
+
+
+@contextlib.contextmanager
+def _lazy_platform(root: Path) -> Iterator[Callable[[], RunningPlatform]]:
+    """One platform shared by the benchmarks that need it, started only if one does."""
+    stack = contextlib.ExitStack()
+    holder: list[RunningPlatform] = []
+
+    def get() -> RunningPlatform:
+        if not holder:
+            holder.append(stack.enter_context(embedded_platform(root)))
+        return holder[0]
+
+    with stack:
+        yield get
+
+
+@app.command()
+def main(
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny sizes, results/smoke/.")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help=f"Run only these: {', '.join(ALL)}.")
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--work-dir", help="Keep data (platform logs too) here instead of a temp dir."
+        ),
+    ] = None,
+    docs: Annotated[
+        bool, typer.Option("--docs/--no-docs", help="Regenerate docs/performance.md.")
+    ] = True,
+) -> None:
+    """Run the benchmarks (all by default) and write bench/results/<name>.json."""
+    selected = list(only or ALL)
+    unknown = sorted(set(selected) - set(ALL))
+    if unknown:
+        raise typer.BadParameter(f"unknown benchmark(s) {unknown}; choose from {list(ALL)}")
+    out_dir = results.SMOKE_DIR if smoke else results.RESULTS_DIR
+    started = time.monotonic()
+    failed: list[str] = []
+    with contextlib.ExitStack() as cleanup:
+        if work_dir is None:
+            root = Path(
+                cleanup.enter_context(tempfile.TemporaryDirectory(prefix="lakewire-bench-"))
+            )
+        else:
+            root = work_dir.resolve()
+            root.mkdir(parents=True, exist_ok=True)
+        with _lazy_platform(root) as platform:
+            for name in ALL:
+                if name not in selected:
+                    continue
+                results.console.rule(f"[bold]{name}[/bold]")
+                t0 = time.monotonic()
+                try:
+                    if name in PLATFORM_BENCHMARKS:
+                        result = _on_platform(name)(platform(), smoke)
+                    else:
+                        work = root / name
+                        work.mkdir(exist_ok=True)
+                        result = _local(name)(work, smoke)
+                except Exception:
+                    results.console.print_exception()
+                    failed.append(name)
+                    continue
+                seconds = time.monotonic() - t0
+                path = results.write(result, seconds, out_dir)
+                results.show(result, seconds)
+                results.console.print(f"  wrote {path}", highlight=False)
+    total = time.monotonic() - started
+    results.console.print(f"[bold]all benchmarks: {total:.1f} s[/bold]")
+    if docs and not smoke and not failed:
+        from bench import performance_page
+
+        page = performance_page.regenerate(total if set(selected) == set(ALL) else None)
+        results.console.print(f"  regenerated {page}", highlight=False)
+    if failed:
+        results.console.print(f"[red]failed: {', '.join(failed)}[/red]")
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
