@@ -8,6 +8,7 @@ otherwise locks in step with the event cycle and biases the percentiles.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 
@@ -67,7 +68,8 @@ def run(platform: RunningPlatform, smoke: bool) -> Result:
             "platform_startup_s": round(platform.startup_s, 2),
             "event_time": "when the put returns (the object is complete in the bucket)",
             "run_started": "Dagster run stats startTime (run worker began executing)",
-            "queryable": "a fresh embedded SqlEngine counts the file's rows, checked on each new Delta commit (log polled every 20 ms)",
+            "queryable": "a fresh embedded SqlEngine counts the file's rows on each new Delta "
+            "commit (the log is polled every 20 ms)",
         },
     )
     rng = random.Random(5)
@@ -123,7 +125,7 @@ def run(platform: RunningPlatform, smoke: bool) -> Result:
             stats.get("endTime"),
             tq,
         ]
-        for (name, values), a, b in zip(stages.items(), points, points[1:], strict=False):
+        for (_name, values), a, b in zip(stages.items(), points, points[1:], strict=False):
             if a is not None and b is not None:
                 values.append(b - a)
 
@@ -132,7 +134,7 @@ def run(platform: RunningPlatform, smoke: bool) -> Result:
         for t in platform.sensor_ticks()
         if window_start - 10 <= t["timestamp"] <= window_end
     )
-    intervals = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    intervals = [b - a for a, b in itertools.pairwise(ticks)]
     tick = median(intervals)
     nats_lat = nats_latencies(platform.settings.effective_nats_url, 50 if smoke else 500)
     nats_p50 = percentile(nats_lat, 50)

@@ -74,10 +74,10 @@ GOALS: dict[tuple[str, str], Goal] = {
         "event → queryable p50 ≤ 5 s", lambda m: m.value is not None and m.value <= 5.0
     ),
     ("ingest_throughput", "delta_mb_per_s"): Goal(
-        "Delta ingestion ≥ 0.85 × raw", lambda m: m.ratio is not None and m.ratio >= 0.85
+        "Delta ingestion ≥ 0.85 x raw", lambda m: m.ratio is not None and m.ratio >= 0.85
     ),
     ("ingest_throughput", "iceberg_mb_per_s"): Goal(
-        "Iceberg ingestion ≥ 0.85 × raw", lambda m: m.ratio is not None and m.ratio >= 0.85
+        "Iceberg ingestion ≥ 0.85 x raw", lambda m: m.ratio is not None and m.ratio >= 0.85
     ),
     ("burst", "all_queryable_s"): Goal(
         "10,000-file burst ≤ 60 s", lambda m: m.value is not None and m.value <= 60.0
@@ -85,10 +85,10 @@ GOALS: dict[tuple[str, str], Goal] = {
     ("burst", "rows_lost"): Goal("0 rows lost", lambda m: m.value == 0),
     ("burst", "rows_doubled"): Goal("0 rows doubled", lambda m: m.value == 0),
     ("storage_api", "upload_mb_per_s"): Goal(
-        "API upload ≥ 0.8 × direct", lambda m: m.ratio is not None and m.ratio >= 0.8
+        "API upload ≥ 0.8 x direct", lambda m: m.ratio is not None and m.ratio >= 0.8
     ),
     ("storage_api", "download_mb_per_s"): Goal(
-        "API download ≥ 0.8 × direct", lambda m: m.ratio is not None and m.ratio >= 0.8
+        "API download ≥ 0.8 x direct", lambda m: m.ratio is not None and m.ratio >= 0.8
     ),
     ("storage_api", "list_buckets_s"): Goal(
         "bucket list over 100,000 objects ≤ 1 s", lambda m: m.value is not None and m.value <= 1.0
@@ -194,7 +194,7 @@ def write(result: Result, seconds: float, out_dir: Path) -> Path:
 def fmt(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "-"
-    if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1:
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
         return f"{int(value):,}"
     if abs(value) >= 100:
         return f"{value:,.1f}"
