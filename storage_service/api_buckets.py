@@ -95,10 +95,11 @@ def delete_bucket(
         raise HTTPException(400, detail="to delete a bucket, pass confirm=<the bucket's name>")
     _not_renaming(rt, name)
     rt.store.delete_bucket(name)
-    rt.notifications.drop(name)
     rt.catalog.forget(name)
     if isinstance(rt.store, S3ObjectStore):
-        rt.index.drop_bucket(name)  # locally the watcher announces the removals itself
+        rt.notifications.drop(name)
+        rt.index.drop_bucket(name)
+    # Locally the watcher announces every removal under the bucket's rules, then drops them.
     return Response(status_code=204)
 
 

@@ -77,6 +77,10 @@ class NotificationStore:
             tmp.write_text(json.dumps({k: v.model_dump() for k, v in self._data.items()}))
             tmp.replace(self.path)
 
+    def configured(self) -> list[str]:
+        with self._lock:
+            return list(self._data)
+
     def drop(self, bucket: str) -> None:
         with self._lock:
             if self._data.pop(bucket, None) is not None:

@@ -255,7 +255,9 @@ class Renamer:
             self._persist(force=False)
         if self.store.bucket_exists(state.source):
             self.store.delete_bucket(state.source)
-        self.catalog.notifications.drop(state.source)
+        if isinstance(self.store, S3ObjectStore):
+            # (locally the watcher drops them once the removals went out under them)
+            self.catalog.notifications.drop(state.source)
         self.catalog.forget(state.source)
         self.catalog.forget(state.target)
 
@@ -264,7 +266,8 @@ class Renamer:
         try:
             if state.created_target and self.store.bucket_exists(state.target):
                 self.store.delete_bucket(state.target)
-                self.catalog.notifications.drop(state.target)
+                if isinstance(self.store, S3ObjectStore):
+                    self.catalog.notifications.drop(state.target)
             state.phase = "rolled_back"
             state.finished_at = datetime.now(tz=UTC).isoformat()
         except Exception as exc:  # stay resumable rather than pretend

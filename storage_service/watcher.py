@@ -161,6 +161,10 @@ class DirectoryWatcher:
                     removed.append((bucket, key, prev))
         if removed:
             self._emit_removed(removed)
+        # A deleted bucket's rules go only after its removals were announced under them.
+        for bucket in self.notifications.configured():
+            if not self.store.bucket_exists(bucket):
+                self.notifications.drop(bucket)
 
     def _observe(self, bucket: str, key: str, size: int, mtime_ns: int) -> None:
         cur = self._pending.get((bucket, key))
