@@ -196,6 +196,8 @@ def fmt(value: float | None, digits: int = 3) -> str:
         return "-"
     if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
         return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
     if abs(value) >= 100:
         return f"{value:,.1f}"
     return f"{value:.{digits}g}"
