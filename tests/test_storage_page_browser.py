@@ -1,0 +1,226 @@
+"""The Object Storage page driven in real headless Chromium (Debian's), against a real service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.helpers import free_port, nats_server, wait_for
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+API_KEY = "browser-test-key"
+
+
+class RunningService:
+    def __init__(self, url: str, data_dir: Path) -> None:
+        self.url = url
+        self.data_dir = data_dir
+        self.api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"})
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The service as `lakewire up` runs it: its own process, port and data dir."""
+    tmp = tmp_path_factory.mktemp("page")
+    with nats_server(tmp) as nats:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEWIRE_")}
+        env.update(
+            LAKEWIRE_DATA_DIR=str(tmp / "data"),
+            LAKEWIRE_STORAGE_PORT=str(port),
+            LAKEWIRE_HOST="127.0.0.1",
+            LAKEWIRE_NATS_URL=nats.url,
+            LAKEWIRE_API_KEY=API_KEY,
+            LAKEWIRE_WATCH_SETTLE_SECONDS="0.2",
+        )
+        proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _up(url), timeout=30, what="the storage service")
+            yield RunningService(url, tmp / "data")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, running: RunningService) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    pg.goto(running.url)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def _sign_in(page: Page, key: str = API_KEY) -> None:
+    page.fill("#login-key", key)
+    page.click("#login-form button[type=submit]")
+
+
+def _card(page: Page, name: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'.card[data-bucket="{name}"]')
+
+
+def test_wrong_key_is_refused_and_the_page_holds_no_key(page: Page) -> None:
+    assert API_KEY not in page.content()
+    expect(page.locator("#login")).to_be_visible()
+    _sign_in(page, "not-the-key")
+    expect(page.locator("#login-error")).to_have_text("That key is not valid.")
+    _sign_in(page)
+    expect(page.locator("#status")).to_have_text("CONNECTED")
+    expect(page.locator("#total-buckets")).to_have_text("5")
+
+
+def test_create_browse_upload_rename_delete(
+    page: Page, running: RunningService, tmp_path: Path
+) -> None:
+    _sign_in(page)
+    expect(page.locator("#status")).to_have_text("CONNECTED")
+    for name in ("datasets", "results", "landing", "lake", "dagster"):
+        expect(_card(page, name)).to_be_visible()
+
+    # Create: an invalid name shows the rule inline and creates nothing.
+    page.click("#create-open")
+    page.fill("#create-name", "Bad_Name")
+    page.click("#create-submit")
+    expect(page.locator("#create-error")).to_contain_text(
+        "may contain only lowercase letters, digits and hyphens"
+    )
+    expect(page.locator("#create-dialog")).to_be_visible()
+    page.fill("#create-name", "ab")
+    page.click("#create-submit")
+    expect(page.locator("#create-error")).to_contain_text("3-63 characters")
+    page.fill("#create-name", "sales-data")
+    page.click("#create-submit")
+    expect(page.locator("#create-dialog")).to_be_hidden()
+    expect(_card(page, "sales-data")).to_be_visible()
+    expect(page.locator("#total-buckets")).to_have_text("6")
+
+    # Into the bucket, a new folder, upload with progress, and the file is there.
+    _card(page, "sales-data").click()
+    expect(page.locator("#bucket-title")).to_have_text("sales-data")
+    expect(page.locator("#empty")).to_be_visible()
+    page.click("#folder-open")
+    page.fill("#folder-name", "reports")
+    page.click("#folder-form button[value=ok]")
+    expect(page.locator("#bucket-title")).to_have_text("sales-data / reports/")
+    csv = tmp_path / "q1.csv"
+    csv.write_text("region,amount\nnorth,10\nsouth,20\n")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    page.set_input_files("#upload-input", [str(csv), str(big)])
+    expect(page.locator('tr[data-key="reports/q1.csv"]')).to_be_visible()
+    expect(page.locator('tr[data-key="reports/big.bin"]')).to_be_visible()
+    got = running.api.get("/api/buckets/sales-data/objects/reports/q1.csv")
+    assert got.content == csv.read_bytes()
+    assert running.api.get("/api/buckets/sales-data/objects/reports/big.bin").content == (
+        big.read_bytes()
+    )
+
+    # Back to the bucket root through the breadcrumb: the folder is listed; browse into it.
+    page.click("#crumbs a:has-text('sales-data')")
+    folder = page.locator('tr[data-folder="reports/"]')
+    expect(folder).to_be_visible()
+    folder.locator("a").click()
+    expect(page.locator('tr[data-key="reports/q1.csv"]')).to_be_visible()
+
+    # A presigned link that works without the key.
+    page.locator('tr[data-key="reports/q1.csv"] [data-action=link]').click()
+    expect(page.locator("#link-dialog")).to_be_visible()
+    url = page.input_value("#link-url")
+    assert httpx.get(url).content == csv.read_bytes()
+    page.click("#link-dialog button[value=close]")
+
+    # The bucket list shows the new stats (kept from the event path).
+    page.click("#crumbs a:has-text('Object Storage')")
+
+    def counted() -> bool:
+        page.click("#refresh")
+        return _card(page, "sales-data").locator(".objects").inner_text() == "2"
+
+    wait_for(counted, timeout=15, what="sales-data to show 2 objects", interval=0.5)
+    expect(_card(page, "sales-data").locator(".size")).to_have_text("3.0 MB")
+    expect(page.locator(".toast")).to_have_count(0)  # toasts fade after a few seconds
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "storage-bucket-list.png"), full_page=True)
+
+    # Rename with progress; the old card goes, the new one has the objects.
+    _card(page, "sales-data").locator("[data-action=rename]").click()
+    page.fill("#rename-name", "Sales")
+    page.click("#rename-submit")
+    expect(page.locator("#rename-error")).to_contain_text("lowercase")
+    page.fill("#rename-name", "sales-2026")
+    page.click("#rename-submit")
+    expect(page.locator("#rename-dialog")).to_be_hidden()
+    expect(_card(page, "sales-2026")).to_be_visible()
+    expect(_card(page, "sales-data")).to_have_count(0)
+    got = running.api.get("/api/buckets/sales-2026/objects/reports/q1.csv")
+    assert got.content == csv.read_bytes()
+
+    # Delete asks for the bucket's name.
+    _card(page, "sales-2026").locator("[data-action=delete]").click()
+    expect(page.locator("#delete-submit")).to_be_disabled()
+    page.fill("#delete-confirm", "sales-202")
+    expect(page.locator("#delete-submit")).to_be_disabled()
+    page.fill("#delete-confirm", "sales-2026")
+    expect(page.locator("#delete-submit")).to_be_enabled()
+    page.click("#delete-submit")
+    expect(_card(page, "sales-2026")).to_have_count(0)
+    expect(page.locator("#total-buckets")).to_have_text("5")
+    assert running.api.get("/api/buckets/sales-2026/objects").status_code == 404
+
+
+def test_object_delete_and_download_from_the_page(page: Page, running: RunningService) -> None:
+    running.api.put("/api/buckets/results/objects/out/old.csv", content=b"a\n1\n")
+    running.api.put("/api/buckets/results/objects/out/keep.csv", content=b"b\n2\n")
+    _sign_in(page)
+    page.goto(f"{running.url}/#/b/results/out/")
+    row = page.locator('tr[data-key="out/old.csv"]')
+    expect(row).to_be_visible()
+    with page.expect_download() as dl:
+        page.locator('tr[data-key="out/keep.csv"] [data-action=download]').click()
+    assert Path(dl.value.path()).read_bytes() == b"b\n2\n"
+    page.once("dialog", lambda d: d.accept())
+    row.locator("[data-action=delete-object]").click()
+    expect(row).to_have_count(0)
+    expect(page.locator('tr[data-key="out/keep.csv"]')).to_be_visible()
+    assert running.api.head("/api/buckets/results/objects/out/old.csv").status_code == 404
