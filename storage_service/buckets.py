@@ -24,6 +24,7 @@ from lakehouse.objectstore import (
     S3ObjectStore,
 )
 from lakehouse.settings import Settings
+from storage_service.events import BucketEvent
 from storage_service.index import IndexedObject, ObjectIndex
 from storage_service.notifications import (
     BucketNotifications,
@@ -143,6 +144,21 @@ class BucketCatalog:
     def record_delete(self, bucket: str, key: str) -> None:
         if isinstance(self.store, S3ObjectStore):
             self.index.apply([], [(bucket, key)])
+
+    def apply_events(self, events: list[BucketEvent]) -> None:
+        """S3 only: MinIO's own notifications (any writer, not just us) keep the stats current.
+
+        Locally the watcher owns the index (it compares file mtimes with it), so never there.
+        """
+        if not isinstance(self.store, S3ObjectStore):
+            return
+        upserts = [
+            (e.bucket, e.key, IndexedObject(e.size, int(e.event_time.timestamp() * 1e9), e.etag))
+            for e in events
+            if e.is_created
+        ]
+        deletes = [(e.bucket, e.key) for e in events if e.is_removed]
+        self.index.apply(upserts, deletes)
 
     def describe(self, bucket: str, created: datetime | None = None) -> dict[str, Any]:
         counted = True

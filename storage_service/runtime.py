@@ -21,6 +21,7 @@ from storage_service.notifications import NotificationStore, default_notificatio
 from storage_service.outbox import Outbox, run_publisher
 from storage_service.presign import UrlSigner, load_or_create_signing_key
 from storage_service.renames import Renamer
+from storage_service.stream import read_after
 from storage_service.watcher import DirectoryWatcher, file_md5
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class ServiceRuntime:
             self._tasks.append(asyncio.create_task(self.watcher.run(self._stop)))
         if isinstance(self.store, S3ObjectStore):
             self._tasks.append(asyncio.create_task(self._count_s3_buckets(self._stop)))
+            self._tasks.append(asyncio.create_task(self._follow_s3_events(self._stop)))
         try:
             self.renamer.resume_all()
         except Exception as exc:
@@ -119,6 +121,29 @@ class ServiceRuntime:
                 log.warning("could not count S3 buckets: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.s3_stats_refresh_seconds)
+
+    async def _follow_s3_events(self, stop: asyncio.Event) -> None:
+        """Read the bucket events MinIO publishes and apply them to the S3 stats."""
+        cursor_file = self.settings.state_dir / "stats_stream_cursor"
+        cursor = int(cursor_file.read_text()) if cursor_file.exists() else 0
+        while not stop.is_set():
+            idle = True
+            try:
+                batch = await read_after(self.settings, cursor, 1000, 2.0)
+                if batch.stream_last_seq < cursor:  # the stream was re-created: start over
+                    cursor = 0
+                    continue
+                if batch.events:
+                    await asyncio.to_thread(self.catalog.apply_events, batch.events)
+                if batch.last_seq > cursor:
+                    cursor = batch.last_seq
+                    cursor_file.write_text(str(cursor))
+                    idle = False
+            except Exception as exc:  # NATS away: the periodic count still corrects the stats
+                log.debug("stats follower: %s", exc)
+            if idle:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
 
     async def stop(self) -> None:
         if self._stop is not None:
