@@ -186,3 +186,36 @@ def test_bad_object_fails_the_asset_check_and_good_ones_commit(env: Any) -> None
     key = AssetKey(["delta", "default", "shop"])
     assert key in graph.get_all_asset_keys()
     assert any(k.asset_key == key for k in graph.asset_check_keys)
+
+
+def test_removed_object_follows_route_policy_and_lifecycle_deletes_are_ignored(
+    env: Any, tmp_path: Path
+) -> None:
+    settings, store, instance = env
+    settings.routes_file.write_text(
+        "routes:\n  - {name: shop, glob: 'shop/*.csv', table: default.shop, "
+        "on_delete: delete_rows}\n"
+        "  - {name: rest, glob: '*/*.csv', table: 'default.{dataset}'}\n"
+    )
+    shop = [land(store, "landing", f"shop/{i}.csv", csv_bytes(3, start=i * 3)) for i in range(3)]
+    web = land(store, "landing", "web/a.csv", csv_bytes(4))
+    publish(settings, [event(s) for s in [*shop, web]])
+    assert all(r.success for r in run_all(instance, tick(instance, None)))
+
+    store.delete("landing", "shop/0.csv")
+    store.delete("landing", "web/a.csv")
+    later = lambda s: SourceVersion(s.bucket, s.key, "", f"{int(s.sequencer, 16) + 1:016X}")  # noqa: E731
+    publish(
+        settings,
+        [
+            event(later(shop[0]), name=OBJECT_REMOVED_DELETE),
+            event(later(web), name=OBJECT_REMOVED_DELETE),  # route policy: ignore
+            event(later(shop[1]), name="s3:LifecycleExpiration:Delete"),  # never acted on
+        ],
+    )
+    result = tick(instance, "4")
+    assert [r.tags["lakewire/table"] for r in result.run_requests] == ["delta.default.shop"]
+    assert all(r.success for r in run_all(instance, result))
+    assert all(r.success for r in run_all(instance, tick(instance, "4")))  # re-run: idempotent
+    assert open_target(settings, store, TableRef("delta", "default", "shop")).row_count() == 6
+    assert open_target(settings, store, TableRef("delta", "default", "web")).row_count() == 4
