@@ -42,7 +42,7 @@ lint: $(VENV)/.synced
 pytest: $(VENV)/.synced browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test: lint pytest
+test: lint pytest bench-smoke
 
 bench: $(VENV)/.synced
 	$(BIN)/python -m bench

@@ -17,7 +17,7 @@ ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 
 
 def run(platform: RunningPlatform, smoke: bool) -> Result:
-    objects = 20 if smoke else 10_000
+    objects = 10 if smoke else 10_000
     timeout = 120.0 if smoke else 900.0
     result = Result(
         "burst",

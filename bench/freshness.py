@@ -54,7 +54,7 @@ def nats_latencies(url: str, count: int) -> list[float]:
 
 
 def run(platform: RunningPlatform, smoke: bool) -> Result:
-    events = 2 if smoke else 50
+    events = 1 if smoke else 50
     max_pause = 0.3 if smoke else float(platform.settings.sensor_interval_seconds)
     result = Result(
         "freshness",
