@@ -154,6 +154,8 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": sys.version.split()[0],
+        # Other work on a shared machine shows here; read the numbers with it.
+        "load_average_1m_at_write": round(os.getloadavg()[0], 2),
     }
 
 
