@@ -12,14 +12,20 @@ from lakehouse.tables import TableRef
 from pipelines.assets import build_quarantine_checks, existing_tables, table_assets, table_routes
 from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.resources import LakewireResource
-from pipelines.routes import settings_routes
+from pipelines.routes import RoutesError, settings_routes
 from pipelines.sensors import build_event_sensor
 
 log = logging.getLogger(__name__)
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    routes = settings_routes(settings)  # an invalid routes file fails the load, with its reason
+    try:
+        routes = settings_routes(settings)
+    except RoutesError as exc:
+        # Keep the code location up: the sensor's ticks fail with this reason (keeping their
+        # cursor, so no event is skipped) until the file is fixed; tables re-appear on reload.
+        log.error("%s", exc)
+        routes = []
     existing: list[TableRef] = []
     try:
         existing = existing_tables(settings, open_object_store(settings))

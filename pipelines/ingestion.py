@@ -57,6 +57,7 @@ class _Loaded:
     src: SourceVersion
     frame: pl.DataFrame | None = None  # small objects, parsed whole
     lazy: pl.LazyFrame | None = None  # large objects, streamed
+    streamed_rows: int = 0
 
     def schema(self) -> pl.Schema:
         if self.frame is not None:
@@ -97,6 +98,7 @@ def ingest_batch(
     if removed and route.on_delete == "delete_rows":
         _delete_removed(target, removed, report)
 
+    sources = list(dict.fromkeys(sources))  # the same version twice in a batch is one object
     todo = pending_sources(target, sources)
     report.skipped = [s.uri for s in sources if s not in todo]
     with tempfile.TemporaryDirectory(prefix="lakewire-ingest-") as tmp:
@@ -250,9 +252,7 @@ def _commit(
 
 
 def _height(item: _Loaded) -> int:
-    if item.frame is not None:
-        return item.frame.height
-    return getattr(item, "streamed_rows", 0)
+    return item.frame.height if item.frame is not None else item.streamed_rows
 
 
 def _write(
@@ -282,7 +282,7 @@ def _write(
 def _collect(item: _Loaded, schema: pl.Schema) -> pl.DataFrame:
     assert item.lazy is not None
     frame = fit(item.lazy.collect(), schema)
-    item.streamed_rows = frame.height  # type: ignore[attr-defined]
+    item.streamed_rows = frame.height
     return frame
 
 
@@ -312,7 +312,7 @@ def _batches(
         except Exception:
             failed.append(item)
             raise
-        item.streamed_rows = rows  # type: ignore[attr-defined]
+        item.streamed_rows = rows
 
 
 def _partitions(route: Route, loaded: list[_Loaded]) -> list[dict[str, object]]:

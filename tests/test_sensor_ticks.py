@@ -219,3 +219,17 @@ def test_removed_object_follows_route_policy_and_lifecycle_deletes_are_ignored(
     assert all(r.success for r in run_all(instance, tick(instance, "4")))  # re-run: idempotent
     assert open_target(settings, store, TableRef("delta", "default", "shop")).row_count() == 6
     assert open_target(settings, store, TableRef("delta", "default", "web")).row_count() == 4
+
+
+def test_invalid_routes_file_fails_the_tick_and_keeps_the_cursor(env: Any) -> None:
+    settings, store, instance = env
+    src = land(store, "landing", "shop/a.csv", csv_bytes(2))
+    publish(settings, [event(src)])
+    settings.routes_file.write_text("routes:\n  - {name: a, glob: '*', table: nodot}\n")
+    with pytest.raises(Exception, match="route 1 'a': table"):
+        tick(instance, None)
+    # The code location still loads (jobs, sensor, schedule), declaring no tables meanwhile.
+    defs = build_definitions(settings)
+    assert defs.resolve_job_def("ingest_job") is not None
+    settings.routes_file.write_text(ROUTES)
+    assert tick(instance, None).cursor == "1"
