@@ -64,6 +64,12 @@ def object_event(store: Store, bucket: str, info: ObjectInfo, agent: str) -> Buc
     )
 
 
+def current_source(store: Store, bucket: str, key: str) -> SourceVersion:
+    """The object's current version as an event would name it (for in-process callers)."""
+    ev = object_event(store, bucket, store.head(bucket, key), "lakewire")
+    return SourceVersion(bucket, key, ev.etag, ev.sequencer)
+
+
 def _prefixes(routes: list[Route]) -> dict[str, set[str]]:
     """The literal prefix of each route's glob, per bucket, without nested duplicates."""
     out: dict[str, set[str]] = defaultdict(set)

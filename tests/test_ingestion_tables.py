@@ -17,6 +17,7 @@ from lakehouse.settings import Settings
 from lakehouse.sql import SqlEngine
 from lakehouse.tables import TableRef, open_target
 from pipelines.ingestion import ingest_batch
+from pipelines.reconcile import current_source
 from pipelines.routes import Route, parse_routes
 from tests.helpers import csv_bytes, land
 
@@ -218,3 +219,10 @@ def test_default_route_for_a_table_name_only(local: Any) -> None:
     a = land(store, "landing", "x/a.csv", csv_bytes(100))
     assert ingest_batch(settings, store, ref, [a], "run-1").rows == 100
     assert ingest_batch(settings, store, ref, [a], "run-2").rows == 0
+    # current_source names an object as its event would (content MD5 etag on local disk).
+    store.put("landing", "x/b.csv", csv_bytes(5, start=500))
+    b = current_source(store, "landing", "x/b.csv")
+    assert ingest_batch(settings, store, ref, [b], "run-3").rows == 5
+    # A version that is not the object's current content is reported, never written.
+    stale = type(b)(b.bucket, b.key, "0" * 32, b.sequencer)
+    assert ingest_batch(settings, store, ref, [stale], "run-4").superseded == [stale.uri]
