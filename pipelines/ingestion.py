@@ -217,12 +217,12 @@ def _commit(
     table_schema = target.schema()
     while loaded:
         schema, conflicts = target_schema(
-            table_schema, {i.src.uri: i.schema() for i in loaded}, route.evolution.add_columns
+            table_schema, {i.src.app_id: i.schema() for i in loaded}, route.evolution.add_columns
         )
-        bad = [i for i in loaded if i.src.uri in conflicts]
+        bad = [i for i in loaded if i.src.app_id in conflicts]
         for i in bad:
-            _quarantine(settings, store, route, ref, run_id, i.src, conflicts[i.src.uri], report)
-        loaded = [i for i in loaded if i.src.uri not in conflicts]
+            _quarantine(settings, store, route, ref, run_id, i.src, conflicts[i.src.app_id], report)
+        loaded = [i for i in loaded if i.src.app_id not in conflicts]
         if bad:
             continue  # the schema may differ without them
         try:
@@ -267,7 +267,7 @@ def _write(
     arrow = arrow_schema(schema)
     partitions = _partitions(route, loaded) if spec.mode == "overwrite" else []
     if spec.mode == "merge":
-        frames = [i.frame if i.frame is not None else _collect(i, schema) for i in loaded]
+        frames = [i.frame if i.frame is not None else _collect(i, schema, failed) for i in loaded]
         merged = pl.concat(frames, how="vertical").unique(
             subset=list(spec.merge_keys), keep="last", maintain_order=True
         )
@@ -279,9 +279,14 @@ def _write(
     return target.write(reader, [i.src for i in loaded], spec, partitions)
 
 
-def _collect(item: _Loaded, schema: pl.Schema) -> pl.DataFrame:
+def _collect(item: _Loaded, schema: pl.Schema, failed: list[_Loaded]) -> pl.DataFrame:
+    """A large object read whole (merge needs every source row at once)."""
     assert item.lazy is not None
-    frame = fit(item.lazy.collect(), schema)
+    try:
+        frame = fit(item.lazy.collect(), schema)
+    except Exception:
+        failed.append(item)
+        raise
     item.streamed_rows = frame.height
     return frame
 

@@ -226,3 +226,16 @@ def test_default_route_for_a_table_name_only(local: Any) -> None:
     # A version that is not the object's current content is reported, never written.
     stale = type(b)(b.bucket, b.key, "0" * 32, b.sequencer)
     assert ingest_batch(settings, store, ref, [stale], "run-4").superseded == [stale.uri]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_large_bad_object_in_merge_mode_quarantines(fmt: str, local: Any) -> None:
+    settings, store = local
+    settings = settings.model_copy(update={"ingest_stream_threshold_bytes": 10_000})
+    r = route(fmt, ", mode: merge, merge_keys: [id]")
+    ref = r.table_for("orders/a.csv")
+    bad = land(store, "landing", "orders/bad.csv", csv_bytes(5000) + b"x,y,z,w\n")
+    ok = land(store, "landing", "orders/ok.csv", csv_bytes(3))
+    report = ingest_batch(settings, store, ref, [bad, ok], "run-1", route=r)
+    assert report.ingested == [ok.uri] and report.quarantined[bad.uri].kind == "unparseable"
+    assert open_target(settings, store, ref).row_count() == 3
