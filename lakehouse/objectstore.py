@@ -57,6 +57,10 @@ class InvalidRange(StorageError, ValueError):
     pass
 
 
+class KeyConflict(StorageError):
+    """A folder-per-bucket store cannot hold both ``a`` and ``a/b`` (S3 can): refuse clearly."""
+
+
 _staging_counter = itertools.count()
 
 
@@ -176,9 +180,13 @@ class _Objects:
             raise BucketNotFound(f"bucket '{bucket}' does not exist")
         return self.store(bucket)
 
+    def _check_writable(self, bucket: str, key: str) -> None:
+        """Backends with limits on which keys can coexist override this."""
+
     def put(self, bucket: str, key: str, data: bytes | Iterable[bytes] | Path) -> ObjectInfo:
         validate_key(key)
         store = self._require(bucket)
+        self._check_writable(bucket, key)
         payload: Any = data
         if isinstance(data, Path):
             payload = data
@@ -190,6 +198,7 @@ class _Objects:
     ) -> ObjectInfo:
         validate_key(key)
         store = self._require(bucket)
+        self._check_writable(bucket, key)
         await obstore.put_async(store, key, data)
         return await self.head_async(bucket, key)
 
@@ -254,6 +263,7 @@ class _Objects:
         """
         validate_key(key)
         store = self._require(bucket)
+        self._check_writable(bucket, key)
         attributes = {"Content-Type": content_type} if content_type and self.kind == "s3" else None
         # Read up to one part first: a small body goes up in one PUT (S3 then gives the plain
         # MD5 etag); a larger one continues as a multipart upload of the rest of the stream.
@@ -421,6 +431,18 @@ class LocalObjectStore(_Objects):
         validate_key(key)
         return self.bucket_path(bucket) / key
 
+    def _check_writable(self, bucket: str, key: str) -> None:
+        root = self.bucket_path(bucket)
+        path = root / key
+        if path.is_dir():
+            raise KeyConflict(f"'{key}' is a folder in bucket '{bucket}'; choose another key")
+        for parent in path.relative_to(root).parents:
+            if parent != Path(".") and (root / parent).is_file():
+                raise KeyConflict(
+                    f"'{parent.as_posix()}' is an object in bucket '{bucket}', so it cannot also "
+                    f"be a folder on the local backend"
+                )
+
     def delete(self, bucket: str, key: str) -> None:
         """Delete, then drop folders left empty: S3 has no empty 'folders' and neither do we."""
         super().delete(bucket, key)
@@ -517,6 +539,7 @@ class LocalObjectStore(_Objects):
         if not self.bucket_exists(dst_bucket):
             raise BucketNotFound(f"bucket '{dst_bucket}' does not exist")
         dst = self.local_path(dst_bucket, key)
+        self._check_writable(dst_bucket, key)
         dst.parent.mkdir(parents=True, exist_ok=True)
         staging = dst.with_name(f"{dst.name}#{os.getpid()}{next(_staging_counter)}")
         try:

@@ -147,8 +147,6 @@ async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> d
             raise HTTPException(413, detail=too_large) from exc
         if isinstance(exc, ClientDisconnect):
             raise HTTPException(400, detail="upload interrupted; nothing was stored") from exc
-        if isinstance(exc, (NotADirectoryError, IsADirectoryError, FileExistsError)):
-            raise HTTPException(409, detail=f"'{key}' collides with an existing folder") from exc
         raise
     if local:
         assert md5 is not None and isinstance(rt.store, LocalObjectStore)
@@ -269,6 +267,13 @@ async def presigned_get(name: str, key: str, request: Request) -> Response:
     rt: ServiceRuntime = request.app.state.runtime
     _verify(rt, "GET", name, key, request)
     return await download(rt, name, key, request, attachment=True)
+
+
+@presigned_router.head("/presigned/{name}/{key:path}")
+async def presigned_head(name: str, key: str, request: Request) -> Response:
+    rt: ServiceRuntime = request.app.state.runtime
+    _verify(rt, "GET", name, key, request)  # a GET link may also be probed with HEAD
+    return await asyncio.to_thread(head_object, name, key, rt)
 
 
 @presigned_router.put("/presigned/{name}/{key:path}")

@@ -15,6 +15,7 @@ from lakehouse.objectstore import (
     BucketNotFound,
     InvalidName,
     InvalidRange,
+    KeyConflict,
     ObjectNotFound,
     StorageError,
 )
@@ -33,6 +34,7 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (BucketNotFound, 404),
     (ObjectNotFound, 404),
     (BucketExists, 409),
+    (KeyConflict, 409),
     (RenameConflict, 409),
     (StorageError, 400),
 ]

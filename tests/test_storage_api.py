@@ -388,6 +388,7 @@ def test_tampered_or_expired_local_presigned_url_is_403(tmp_path: Path, nats) ->
         assert anon.get(url[:-2] + ("00" if not url.endswith("00") else "11")).status_code == 403
         assert anon.put(url, content=b"overwrite").status_code == 403  # signed for GET only
         assert anon.get(url.split("?")[0]).status_code == 403
+        assert anon.head(url).status_code == 200
         expired = svc.runtime.signer.sign("http://testserver", "GET", "results", "secret.txt", -5)
         resp = anon.get(expired)
         assert resp.status_code == 403 and "expired" in resp.json()["detail"]
@@ -521,3 +522,36 @@ def test_bucket_encryption_is_reported_on_s3_moto(tmp_path: Path, nats, moto_end
         row = _stats(svc, "secure")
         assert row["encryption"] == {"enabled": True, "algorithm": "AES256", "supported": True}
         assert _stats(svc, "results")["encryption"]["enabled"] is False
+
+
+def test_file_and_folder_of_the_same_name_is_409_on_local(tmp_path: Path, nats) -> None:
+    # S3 keeps both "a" and "a/b"; a folder per bucket cannot, and says so instead of a 500.
+    with Service(local_settings(tmp_path, nats)) as svc:
+        c = svc.client
+        assert c.put("/api/buckets/datasets/objects/a/b.txt", content=b"1").status_code == 201
+        resp = c.put("/api/buckets/datasets/objects/a", content=b"2")
+        assert resp.status_code == 409 and "is a folder" in resp.json()["detail"]
+        resp = c.put("/api/buckets/datasets/objects/a/b.txt/c", content=b"3")
+        assert resp.status_code == 409 and "cannot also be a folder" in resp.json()["detail"]
+        assert c.get("/api/buckets/datasets/objects/a/b.txt").content == b"1"
+
+
+def test_openapi_documents_the_api_paths(service: Service) -> None:
+    assert TestClient(service.client.app).get("/docs").status_code == 200
+    paths = service.client.get("/openapi.json").json()["paths"]
+    obj = paths["/api/buckets/{name}/objects/{key}"]
+    assert {"put", "get", "head", "delete"} <= set(obj)
+    for path in (
+        "/api/summary",
+        "/api/buckets",
+        "/api/buckets/{name}",
+        "/api/buckets/{name}/objects",
+        "/api/buckets/{name}/rename",
+        "/api/buckets/{name}/presign",
+        "/api/buckets/{name}/versioning",
+        "/api/buckets/{name}/versions",
+        "/api/buckets/{name}/versions/restore",
+        "/api/buckets/{name}/notifications",
+    ):
+        assert path in paths, path
+    assert not any(p.startswith("/presigned") for p in paths)
