@@ -162,6 +162,9 @@ def test_create_browse_upload_rename_delete(
     expect(folder).to_be_visible()
     folder.locator("a").click()
     expect(page.locator('tr[data-key="reports/q1.csv"]')).to_be_visible()
+    expect(page.locator("#bucket-meta")).to_contain_text("2 objects")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "storage-bucket-detail.png"), full_page=True)
 
     # A presigned link that works without the key.
     page.locator('tr[data-key="reports/q1.csv"] [data-action=link]').click()
