@@ -170,7 +170,12 @@ def replay(
     ] = False,
 ) -> None:
     """Re-emit an object's bucket event (after fixing it or its route); clears its quarantine."""
-    from pipelines.reconcile import ReplayError, replay_object, replay_quarantined
+    from pipelines.reconcile import (
+        EventsUnavailable,
+        ReplayError,
+        replay_object,
+        replay_quarantined,
+    )
     from pipelines.routes import RoutesError
 
     settings = Settings()
@@ -186,10 +191,8 @@ def replay(
             if not key:
                 raise _fail(f"'{target}' is not BUCKET/KEY")
             events = [replay_object(settings, store, bucket, key)]
-    except (ReplayError, RoutesError, StorageError) as exc:
+    except (ReplayError, RoutesError, StorageError, EventsUnavailable) as exc:
         raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"cannot publish to NATS at {settings.effective_nats_url}: {exc}") from None
     for ev in events:
         console.print(f"replayed {ev.bucket}/{ev.key} (etag {ev.etag})", highlight=False)
     if not events:
@@ -205,16 +208,15 @@ def reconcile(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, do not re-emit.")] = False,
 ) -> None:
     """Find landing objects that never reached their table and re-emit their events."""
+    from pipelines.reconcile import EventsUnavailable
     from pipelines.reconcile import reconcile as sweep
     from pipelines.routes import RoutesError
 
     settings = Settings()
     try:
         result = sweep(settings, open_object_store(settings), grace_seconds=grace, dry_run=dry_run)
-    except (RoutesError, StorageError) as exc:
+    except (RoutesError, StorageError, EventsUnavailable) as exc:
         raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"cannot publish to NATS at {settings.effective_nats_url}: {exc}") from None
     verb = "would re-emit" if dry_run else "re-emitted"
     for ev in result.missing:
         console.print(f"{verb} {ev.bucket}/{ev.key}", highlight=False)

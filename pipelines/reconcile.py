@@ -38,6 +38,20 @@ Store = LocalObjectStore | S3ObjectStore
 WILDCARD_RE = re.compile(r"[*?\[]")
 
 
+class EventsUnavailable(RuntimeError):
+    """NATS could not take the re-emitted events; nothing was lost, the sweep can be re-run."""
+
+
+def _publish(settings: Settings, events: list[BucketEvent], suffix: str) -> None:
+    try:
+        asyncio.run(publish_events(settings, events, suffix))
+    except Exception as exc:  # nats-py raises its own error types, OSError and timeouts
+        detail = str(exc) or type(exc).__name__
+        raise EventsUnavailable(
+            f"cannot publish events to NATS at {settings.effective_nats_url}: {detail}"
+        ) from exc
+
+
 @dataclass
 class ReconcileResult:
     listed: int = 0
@@ -128,7 +142,7 @@ def reconcile(
     grace = settings.reconcile_grace_seconds if grace_seconds is None else grace_seconds
     result = find_unledgered(settings, store, routes, grace)
     if result.missing and not dry_run:
-        asyncio.run(publish_events(settings, result.missing, f"/reconcile/{uuid.uuid4().hex}"))
+        _publish(settings, result.missing, f"/reconcile/{uuid.uuid4().hex}")
     return result
 
 
@@ -157,7 +171,7 @@ def replay_object(settings: Settings, store: Store, bucket: str, key: str) -> Bu
                 f"object '{bucket}/{key}' does not exist and is not in quarantine"
             ) from None
     ev = object_event(store, bucket, info, "lakewire-replay")
-    asyncio.run(publish_events(settings, [ev], f"/replay/{uuid.uuid4().hex}"))
+    _publish(settings, [ev], f"/replay/{uuid.uuid4().hex}")
     if find_quarantined(settings, store, bucket, key) is not None:
         release(settings, store, bucket, key)
     return ev

@@ -39,11 +39,23 @@ def subject_for(settings: Settings, bucket: str) -> str:
 
 @contextlib.asynccontextmanager
 async def connect(settings: Settings, timeout: float = 2.0) -> AsyncIterator[Client]:
+    """Connect once or raise: callers (outbox publisher, sensor, CLI) own their retry policy.
+
+    nats-py treats ``max_reconnect_attempts=0`` as "no limit" for the initial connect and
+    would loop forever while NATS is down; 1 means one retry, then ``NoServersError``. Its
+    default error callback prints a traceback per attempt, which the raised error replaces.
+    """
+
+    async def _quiet(exc: Exception) -> None:
+        return None
+
     nc = await nats.connect(
         settings.effective_nats_url,
         connect_timeout=timeout,
         allow_reconnect=False,
-        max_reconnect_attempts=0,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
+        error_cb=_quiet,
     )
     try:
         yield nc
