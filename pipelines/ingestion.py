@@ -34,6 +34,7 @@ from lakehouse.tables import (
     pending_sources,
 )
 from pipelines.routes import Route
+from storage_service.watcher import file_md5
 
 Store = LocalObjectStore | S3ObjectStore
 
@@ -146,6 +147,8 @@ def _load(
     if info.size >= settings.ingest_stream_threshold_bytes:
         if isinstance(store, LocalObjectStore):
             path = store.local_path(src.bucket, src.key)
+            if src.etag and file_md5(path) != src.etag:
+                return None  # rewritten since the event (a second read, cheap next to parsing)
         else:
             path = tmp / hashlib.sha256(src.uri.encode()).hexdigest()
             with path.open("wb") as fh:

@@ -239,3 +239,14 @@ def test_large_bad_object_in_merge_mode_quarantines(fmt: str, local: Any) -> Non
     report = ingest_batch(settings, store, ref, [bad, ok], "run-1", route=r)
     assert report.ingested == [ok.uri] and report.quarantined[bad.uri].kind == "unparseable"
     assert open_target(settings, store, ref).row_count() == 3
+
+
+def test_large_object_rewritten_since_its_event_is_superseded(local: Any) -> None:
+    settings, store = local
+    settings = settings.model_copy(update={"ingest_stream_threshold_bytes": 10_000})
+    ref = TableRef("delta", "sales", "orders")
+    old = land(store, "landing", "orders/big.csv", csv_bytes(2000))
+    new = land(store, "landing", "orders/big.csv", csv_bytes(2000, start=5000))
+    report = ingest_batch(settings, store, ref, [old], "run-1")
+    assert report.superseded == [old.uri] and report.rows == 0
+    assert ingest_batch(settings, store, ref, [new], "run-2").rows == 2000
