@@ -99,3 +99,21 @@ def test_routes_file_setting_and_project_default(tmp_path: Path) -> None:
     # Unset: the project's routes.yaml, which must itself be valid.
     assert DEFAULT_FILE.is_file()
     assert load_routes(None)[0].name == "landing_csv"
+
+
+def test_routes_become_table_assets_with_quarantine_checks(tmp_path: Path) -> None:
+    from dagster import AssetKey
+
+    from pipelines.definitions import build_definitions
+
+    f = tmp_path / "routes.yaml"
+    f.write_text(FULL)
+    settings = Settings(data_dir=tmp_path / "data", routes_file=f)
+    graph = build_definitions(settings).resolve_asset_graph()
+    # Fixed tables are declared at load; a {dataset} route's tables appear as they are created.
+    keys = {AssetKey(["iceberg", "sales", "orders"]), AssetKey(["delta", "raw", "events"])}
+    assert graph.get_all_asset_keys() == keys
+    node = graph.get(AssetKey(["iceberg", "sales", "orders"]))
+    assert node.metadata["route"] == "orders"
+    assert node.metadata["route_definition"].value["merge_keys"] == ["order_id"]
+    assert {k.asset_key for k in graph.asset_check_keys} == keys
