@@ -127,6 +127,17 @@ def build_event_sensor(interval_seconds: int):  # type: ignore[no-untyped-def]
         batch = read_after_sync(
             settings, cursor, settings.sensor_max_events, settings.sensor_max_seconds
         )
+        if batch.stream_last_seq < cursor:
+            # The stream was recreated (its sequence restarted below our cursor): read it from
+            # the start; run keys and the ledger make anything already ingested a no-op.
+            context.log.warning(
+                f"stream tail {batch.stream_last_seq} is behind cursor {cursor}: "
+                "the stream was recreated; reading it from the start"
+            )
+            cursor = 0
+            batch = read_after_sync(
+                settings, cursor, settings.sensor_max_events, settings.sensor_max_seconds
+            )
         if batch.last_seq == cursor:
             return SkipReason(f"no new events after stream sequence {cursor}")
         if batch.malformed:

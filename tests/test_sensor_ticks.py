@@ -233,3 +233,11 @@ def test_invalid_routes_file_fails_the_tick_and_keeps_the_cursor(env: Any) -> No
     assert defs.resolve_job_def("ingest_job") is not None
     settings.routes_file.write_text(ROUTES)
     assert tick(instance, None).cursor == "1"
+
+
+def test_cursor_beyond_a_recreated_stream_starts_over(env: Any) -> None:
+    settings, store, instance = env
+    src = land(store, "landing", "shop/a.csv", csv_bytes(2))
+    publish(settings, [event(src)])
+    result = tick(instance, "1000")  # a cursor from before the stream was recreated
+    assert result.cursor == "1" and len(result.run_requests) == 1
