@@ -81,7 +81,7 @@ def get_bucket(name: str, rt: Runtime) -> dict[str, Any]:
 @router.post("/buckets", status_code=201)
 def create_bucket(body: BucketCreate, rt: Runtime) -> dict[str, str]:
     rt.store.create_bucket(body.name)
-    rt.catalog.forget(body.name)
+    rt.catalog.created(body.name)
     return {"name": body.name}
 
 
@@ -95,7 +95,7 @@ def delete_bucket(
         raise HTTPException(400, detail="to delete a bucket, pass confirm=<the bucket's name>")
     _not_renaming(rt, name)
     rt.store.delete_bucket(name)
-    rt.catalog.forget(name)
+    rt.catalog.dropped(name)
     if isinstance(rt.store, S3ObjectStore):
         rt.notifications.drop(name)
         rt.index.drop_bucket(name)

@@ -41,6 +41,7 @@ PROPERTY_TTL_SECONDS = 30.0
 class BucketProperties:
     encryption: Encryption
     versioning: str
+    notifications: dict[str, Any]
 
 
 def rules_to_queues(config: BucketNotifications, arn: str) -> list[dict[str, Any]]:
@@ -100,12 +101,27 @@ class BucketCatalog:
             cached = self._props.get(bucket)
         if cached and time.monotonic() - cached[0] < PROPERTY_TTL_SECONDS:
             return cached[1]
-        props = BucketProperties(self.store.encryption(bucket), self.store.versioning(bucket))
+        props = BucketProperties(
+            self.store.encryption(bucket),
+            self.store.versioning(bucket),
+            self._notifications_summary(bucket),
+        )
         with self._lock:
             self._props[bucket] = (time.monotonic(), props)
         return props
 
     def forget(self, bucket: str) -> None:
+        """Drop cached properties after we changed them."""
+        with self._lock:
+            self._props.pop(bucket, None)
+
+    def created(self, bucket: str) -> None:
+        """A bucket we just created is empty: its stats are complete without a listing."""
+        with self._lock:
+            self._props.pop(bucket, None)
+            self._counted.add(bucket)
+
+    def dropped(self, bucket: str) -> None:
         with self._lock:
             self._props.pop(bucket, None)
             self._counted.discard(bucket)
@@ -123,6 +139,7 @@ class BucketCatalog:
             arn = self.settings.s3_notification_arn
             self.store.put_notification_queues(bucket, rules_to_queues(config, arn))
         self.notifications.set(bucket, config)
+        self.forget(bucket)
 
     # -- statistics ------------------------------------------------------------------------------
     def count_s3_bucket(self, bucket: str) -> None:
@@ -167,7 +184,6 @@ class BucketCatalog:
                 counted = bucket in self._counted
         stats = self.index.stats(bucket)
         props = self.properties(bucket)
-        notif = self.notifications_summary(bucket)
         last = (
             datetime.fromtimestamp(stats.last_modified_ns / 1e9, tz=UTC).isoformat()
             if stats.last_modified_ns
@@ -185,12 +201,12 @@ class BucketCatalog:
                 "supported": props.encryption.supported,
             },
             "versioning": props.versioning,
-            "notifications": notif,
+            "notifications": props.notifications,
             # S3 only: False until the background count has listed this bucket once.
             "stats_complete": counted,
         }
 
-    def notifications_summary(self, bucket: str) -> dict[str, Any]:
+    def _notifications_summary(self, bucket: str) -> dict[str, Any]:
         try:
             rules = self.notification_config(bucket).rules
         except Exception as exc:  # a backend that cannot tell is reported, not fatal

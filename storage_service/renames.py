@@ -82,6 +82,7 @@ class Renamer:
         self.before_copy = before_copy
         self.after_copy = after_copy
         self._lock = threading.Lock()
+        self._file_lock = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}
         self._states: dict[str, RenameState] = {}
         if path.exists():
@@ -95,12 +96,13 @@ class Renamer:
         now = time.monotonic()
         if not force and now - self._last_persist < PERSIST_EVERY_SECONDS:
             return
-        with self._lock:
-            data = {k: v.model_dump() for k, v in self._states.items()}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self.path)
-        self._last_persist = now
+        with self._file_lock:  # renames run in their own threads; one writer at a time
+            with self._lock:
+                data = {k: v.model_dump() for k, v in self._states.items()}
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            tmp.replace(self.path)
+            self._last_persist = now
 
     def status(self, source: str) -> RenameState | None:
         with self._lock:
@@ -190,6 +192,7 @@ class Renamer:
     def _create_target(self, state: RenameState) -> None:
         if not self.store.bucket_exists(state.target):
             self.store.create_bucket(state.target)
+            self.catalog.created(state.target)
             state.created_target = True
             self._persist()
         # The new bucket behaves like the old one from its first object on.
@@ -258,7 +261,8 @@ class Renamer:
         if isinstance(self.store, S3ObjectStore):
             # (locally the watcher drops them once the removals went out under them)
             self.catalog.notifications.drop(state.source)
-        self.catalog.forget(state.source)
+            self.catalog.index.drop_bucket(state.source)
+        self.catalog.dropped(state.source)
         self.catalog.forget(state.target)
 
     def _rollback(self, state: RenameState) -> None:
@@ -268,6 +272,8 @@ class Renamer:
                 self.store.delete_bucket(state.target)
                 if isinstance(self.store, S3ObjectStore):
                     self.catalog.notifications.drop(state.target)
+                    self.catalog.index.drop_bucket(state.target)
+                self.catalog.dropped(state.target)
             state.phase = "rolled_back"
             state.finished_at = datetime.now(tz=UTC).isoformat()
         except Exception as exc:  # stay resumable rather than pretend

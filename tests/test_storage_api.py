@@ -315,6 +315,11 @@ def test_rename_moves_every_object_and_verifies(service: Service) -> None:
     for key, body in bodies.items():
         assert c.get(f"/api/buckets/new-name/objects/{key}").content == body
     assert c.get("/api/buckets/old-name/rename").json()["phase"] == "done"
+    row = _await_stats(service, "new-name", 30)
+    assert row["size"] == state["total_bytes"] and row["stats_complete"]
+    # A new bucket under the old name starts empty, with no leftovers in its stats.
+    assert c.post("/api/buckets", json={"name": "old-name"}).status_code == 201
+    assert _await_stats(service, "old-name", 0)["size"] == 0
 
 
 def test_rename_errors(service: Service) -> None:
