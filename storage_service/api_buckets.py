@@ -188,9 +188,10 @@ def restore_version(name: str, body: VersionRestore, rt: Runtime) -> dict[str, A
 
 
 # -- notification rules (the model of `mc event add`) -------------------------------------------
-def _target(rt: Runtime) -> str:
+def _target(rt: Runtime, name: str) -> str:
+    """Where the bucket's events go: the JetStream subject, or the S3 queue ARN."""
     if isinstance(rt.store, LocalObjectStore):
-        return f"nats:{rt.settings.subject_prefix}.<bucket>"
+        return f"nats:{rt.settings.subject_prefix}.{name}"
     return rt.settings.s3_notification_arn
 
 
@@ -198,7 +199,7 @@ def _target(rt: Runtime) -> str:
 def get_notifications(name: str, rt: Runtime) -> dict[str, Any]:
     _require_bucket(rt, name)
     config = rt.catalog.notification_config(name)
-    return {"target": _target(rt), **config.model_dump()}
+    return {"target": _target(rt, name), **config.model_dump()}
 
 
 @router.put("/buckets/{name}/notifications")
@@ -219,4 +220,4 @@ def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> dict
             detail=f"the S3 backend rejected notification rules for target "
             f"{rt.settings.s3_notification_arn}: {exc}{hint}",
         ) from exc
-    return {"target": _target(rt), **body.model_dump()}
+    return {"target": _target(rt, name), **body.model_dump()}

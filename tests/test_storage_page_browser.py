@@ -227,3 +227,24 @@ def test_object_delete_and_download_from_the_page(page: Page, running: RunningSe
     expect(row).to_have_count(0)
     expect(page.locator('tr[data-key="out/keep.csv"]')).to_be_visible()
     assert running.api.head("/api/buckets/results/objects/out/old.csv").status_code == 404
+
+
+def test_bucket_settings_events_and_versioning(page: Page, running: RunningService) -> None:
+    _sign_in(page)
+    page.goto(f"{running.url}/#/b/datasets/")
+    page.click("#settings-open")
+    expect(page.locator("#versioning-status")).to_have_text("Not supported")
+    expect(page.locator("#versioning-toggle")).to_be_hidden()
+    expect(page.locator("#rules")).to_contain_text("No rules")
+    page.select_option("#rule-events", "created")
+    page.fill("#rule-prefix", "incoming/")
+    page.fill("#rule-suffix", ".csv")
+    page.click("#rule-add")
+    expect(page.locator('#rules tr[data-rule="0"]')).to_contain_text("incoming/")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "storage-bucket-settings.png"))
+    rules = running.api.get("/api/buckets/datasets/notifications").json()["rules"]
+    assert rules == [{"events": ["s3:ObjectCreated:*"], "prefix": "incoming/", "suffix": ".csv"}]
+    page.locator('#rules tr[data-rule="0"] button').click()
+    expect(page.locator("#rules")).to_contain_text("No rules")
+    assert running.api.get("/api/buckets/datasets/notifications").json()["rules"] == []

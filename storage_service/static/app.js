@@ -470,5 +470,76 @@ $("upload-input").addEventListener("change", async (ev) => {
   await showBucket(state.bucket, state.prefix);
 });
 
+// ---------------------------------------------------------------- bucket settings
+const EVENT_SETS = {
+  all: ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+  created: ["s3:ObjectCreated:*"],
+  removed: ["s3:ObjectRemoved:*"],
+};
+let currentRules = [];
+
+async function openSettings() {
+  $("settings-error").textContent = "";
+  $("settings-dialog").showModal();
+  await Promise.all([loadVersioning(), loadRules()]);
+}
+
+async function loadVersioning() {
+  const v = await api("GET", `/api/buckets/${enc(state.bucket)}/versioning`);
+  const toggle = $("versioning-toggle");
+  $("versioning-status").textContent = v.supported ? v.status : "Not supported";
+  $("versioning-status").className = v.status === "Enabled" ? "badge on" : "badge";
+  toggle.hidden = !v.supported;
+  toggle.textContent = v.status === "Enabled" ? "Suspend" : "Enable";
+  $("versioning-note").textContent = v.supported
+    ? "Keeps every version of every object; old versions can be restored."
+    : "The local-disk backend keeps only the latest version of each object.";
+}
+
+$("versioning-toggle").addEventListener("click", async () => {
+  const enable = $("versioning-toggle").textContent === "Enable";
+  try {
+    await api("PUT", `/api/buckets/${enc(state.bucket)}/versioning`, { enabled: enable });
+    await loadVersioning();
+  } catch (e) { $("settings-error").textContent = e.message; }
+});
+
+async function loadRules() {
+  const n = await api("GET", `/api/buckets/${enc(state.bucket)}/notifications`);
+  $("events-target").textContent = n.target;
+  currentRules = n.rules;
+  const body = $("rules");
+  body.replaceChildren();
+  if (!currentRules.length) {
+    body.append(el("tr", {}, el("td", { colspan: "4", class: "muted" }, "No rules: this bucket sends no events.")));
+  }
+  currentRules.forEach((r, i) => {
+    body.append(el("tr", { "data-rule": String(i) },
+      el("td", {}, r.events.join(", ")), el("td", {}, r.prefix || "–"), el("td", {}, r.suffix || "–"),
+      el("td", {}, el("button", { class: "btn link danger-text", type: "button",
+        onclick: () => saveRules(currentRules.filter((_, j) => j !== i)) }, "Remove"))));
+  });
+}
+
+async function saveRules(rules) {
+  $("settings-error").textContent = "";
+  try {
+    await api("PUT", `/api/buckets/${enc(state.bucket)}/notifications`, { rules });
+    await loadRules();
+  } catch (e) { $("settings-error").textContent = e.message; }
+}
+
+$("rule-add").addEventListener("click", () => {
+  const rule = {
+    events: EVENT_SETS[$("rule-events").value],
+    prefix: $("rule-prefix").value.trim(),
+    suffix: $("rule-suffix").value.trim(),
+  };
+  $("rule-prefix").value = "";
+  $("rule-suffix").value = "";
+  saveRules([...currentRules, rule]);
+});
+$("settings-open").addEventListener("click", openSettings);
+
 window.addEventListener("hashchange", route);
 route();
