@@ -79,6 +79,9 @@ class DirectoryWatcher:
     _pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
     _hints: dict[tuple[str, str], WriteHint] = field(default_factory=dict)
     _hint_lock: threading.Lock = field(default_factory=threading.Lock)
+    # scan() and settle() run in worker threads from two tasks; one at a time, or a removal
+    # could be announced twice (each with its own sequencer, so no dedupe would catch it).
+    _work_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- hints from the API --------------------------------------------------------------------
     def hint_start(self, bucket: str, key: str, event_name: str) -> None:
@@ -132,6 +135,10 @@ class DirectoryWatcher:
     # -- scanning ------------------------------------------------------------------------------
     def scan(self) -> None:
         """Diff every bucket folder against the index; queue what changed, drop what vanished."""
+        with self._work_lock:
+            self._scan()
+
+    def _scan(self) -> None:
         removed: list[tuple[str, str, IndexedObject]] = []
         buckets = {b.name for b in self.store.list_buckets()}
         for bucket in buckets | set(self.index.buckets()):
@@ -161,9 +168,12 @@ class DirectoryWatcher:
                     removed.append((bucket, key, prev))
         if removed:
             self._emit_removed(removed)
-        # A deleted bucket's rules go only after its removals were announced under them.
+        self._forget_deleted_buckets()
+
+    def _forget_deleted_buckets(self) -> None:
+        """A deleted bucket's rules go only after its removals were announced under them."""
         for bucket in self.notifications.configured():
-            if not self.store.bucket_exists(bucket):
+            if not self.store.bucket_exists(bucket) and not self.index.stats(bucket).objects:
                 self.notifications.drop(bucket)
 
     def _observe(self, bucket: str, key: str, size: int, mtime_ns: int) -> None:
@@ -176,6 +186,10 @@ class DirectoryWatcher:
 
     def settle(self) -> int:
         """Announce pending files that held still; returns how many were announced."""
+        with self._work_lock:
+            return self._settle()
+
+    def _settle(self) -> int:
         now = time.monotonic()
         ready: list[tuple[str, str, IndexedObject]] = []
         gone: list[tuple[str, str, IndexedObject]] = []
@@ -213,6 +227,7 @@ class DirectoryWatcher:
             self._emit_created(ready, names)
         if gone:
             self._emit_removed(gone)
+            self._forget_deleted_buckets()
         return len(ready)
 
     # -- emitting ------------------------------------------------------------------------------
