@@ -119,16 +119,21 @@ async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> d
             total += len(chunk)
             if total > limit:
                 raise TooLarge()
-            if md5 is not None:
-                md5.update(chunk)
             parts.append(chunk)
             pending += len(chunk)
             if pending >= COALESCE_BYTES:
-                yield b"".join(parts)
+                yield await digest(b"".join(parts))
                 parts.clear()
                 pending = 0
         if parts or total == 0:
-            yield b"".join(parts)
+            yield await digest(b"".join(parts))
+
+    async def digest(block: bytes) -> bytes:
+        # hashlib drops the GIL on large buffers: hashing on a worker thread keeps the event
+        # loop free to read the next piece of the body meanwhile.
+        if md5 is not None:
+            await asyncio.to_thread(md5.update, block)
+        return block
 
     if rt.watcher is not None:
         rt.watcher.hint_start(name, key, OBJECT_CREATED_PUT)
