@@ -20,18 +20,28 @@ from bench.embedded import embedded_platform
 from bench.freshness import ROWS_PER_EVENT, TABLE, _csv
 from bench.results import RESULTS_DIR
 
-PROCESS_RE = re.compile(r'^process (\d+):"([^"]*)"')
+# A command line may itself hold ';' (multiprocessing's spawn command), so process frames are
+# cut out of the stack string before it is split into frames.
+PROCESS_RE = re.compile(r'process (\d+):"([^"]*)";?')
 FRAME_RE = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 
 
-def kind_of(cmdline: str) -> str:
-    if "execute_run" in cmdline:
-        return "run worker (dagster api execute_run)"
-    if "api grpc" in cmdline or "grpc" in cmdline:
-        return "code server (sensor evaluation)"
-    if "dagster-daemon" in cmdline or "daemon" in cmdline:
+def kind_of(chain: list[str]) -> str:
+    """Name a process by its command line and its parent's (py-spy lists the whole chain)."""
+    cmd = chain[-1] if chain else "?"
+    parent = chain[-2] if len(chain) > 1 else ""
+    if "multiprocessing.spawn" in cmd and "api grpc" in parent:
+        return "run worker (spawned by the code server per run)"
+    if "multiprocessing" in cmd:
+        return "multiprocessing helper"
+    if "api grpc" in cmd:
+        return "code server (sensor evaluation, run launch)"
+    if "dagster-daemon" in cmd:
         return "dagster-daemon"
-    return cmdline[:60]
+    return cmd[:60]
+
+
+WAITING = ("wait (threading.py)", "acquire", "select", "poll", "sleep", "_recv", "recv_into")
 
 
 def summarize(raw: Path, seconds: float, events: int) -> str:
@@ -43,13 +53,15 @@ def summarize(raw: Path, seconds: float, events: int) -> str:
         if not stack or not count_s.isdigit():
             continue
         count = int(count_s)
-        frames = stack.split(";")
-        m = PROCESS_RE.match(frames[0])
-        kind = kind_of(m.group(2)) if m else "?"
+        chain = [m.group(2) for m in PROCESS_RE.finditer(stack)]
+        frames = [f for f in PROCESS_RE.sub("", stack).split(";") if f]
+        if not frames or any(w in frames[-1] for w in WAITING):
+            continue  # a thread parked in a wait is not work
+        kind = kind_of(chain)
         per_kind[kind] += count
         seen: set[str] = set()
         importing: str | None = None
-        for frame in frames[1:]:
+        for frame in frames:
             fm = FRAME_RE.match(frame)
             if not fm:
                 continue
@@ -65,14 +77,14 @@ def summarize(raw: Path, seconds: float, events: int) -> str:
     total = sum(per_kind.values()) or 1
     out = [
         f"py-spy --subprocesses on the dagster daemon, {events} single-file events, "
-        f"{seconds:.0f} s, {total} samples at 100 Hz (on-CPU only).",
+        f"{seconds:.0f} s, {total} busy samples at 100 Hz (stacks parked in a wait dropped).",
         "",
         "Samples by process kind:",
     ]
     out += [f"  {n:7d}  {100 * n / total:5.1f}%  {k}" for k, n in per_kind.most_common()]
     for kind, n in per_kind.most_common(3):
         out += ["", f"Hottest frames (inclusive) in: {kind} ({n} samples)"]
-        for name, c in inclusive[kind].most_common(25):
+        for name, c in inclusive[kind].most_common(30):
             out.append(f"  {c:7d}  {100 * c / n:5.1f}%  {name}")
         if imports[kind]:
             imp = sum(imports[kind].values())
@@ -91,7 +103,7 @@ def _package(path: str) -> str:
     return rel.split("/")[0].removesuffix(".py")
 
 
-def main(events: int = 8) -> None:
+def main(events: int = 8, keep_raw: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="lakewire-profile-") as tmp:
         root = Path(tmp)
         with embedded_platform(root) as platform:
@@ -128,6 +140,8 @@ def main(events: int = 8) -> None:
             if not raw.exists():
                 raise SystemExit(f"py-spy wrote nothing: {err.decode()[-2000:]}")
             summary = summarize(raw, seconds, events)
+            if keep_raw is not None:
+                keep_raw.write_bytes(raw.read_bytes())
     out = RESULTS_DIR / "profile_freshness.txt"
     out.write_text(summary)
     print(summary)
@@ -135,4 +149,7 @@ def main(events: int = 8) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 8)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 8,
+        Path(sys.argv[2]) if len(sys.argv) > 2 else None,
+    )
