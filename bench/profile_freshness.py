@@ -41,7 +41,16 @@ def kind_of(chain: list[str]) -> str:
     return cmd[:60]
 
 
-WAITING = ("wait (threading.py)", "acquire", "select", "poll", "sleep", "_recv", "recv_into")
+WAITING = (
+    "wait (threading.py",
+    "acquire",
+    "select",
+    "poll",
+    "sleep",
+    "_recv",
+    "recv_into",
+    "_wait_once",
+)
 
 
 def summarize(raw: Path, seconds: float, events: int) -> str:
@@ -69,8 +78,8 @@ def summarize(raw: Path, seconds: float, events: int) -> str:
             if name not in seen:
                 seen.add(name)
                 inclusive[kind][name] += count
-            if importing is None and fm["func"] == "<module>" and "site-packages" in fm["file"]:
-                importing = _package(fm["file"])
+            if fm["func"] == "<module>" and not fm["file"].startswith("<"):
+                importing = _package(fm["file"])  # the innermost module being imported wins
         if importing is not None:
             imports[kind][importing] += count
 
@@ -88,7 +97,11 @@ def summarize(raw: Path, seconds: float, events: int) -> str:
             out.append(f"  {c:7d}  {100 * c / n:5.1f}%  {name}")
         if imports[kind]:
             imp = sum(imports[kind].values())
-            out += ["", f"  import time ({100 * imp / n:.1f}% of this kind) by top-level package:"]
+            out += [
+                "",
+                f"  Module-level code (imports; {100 * imp / n:.1f}% of this kind), by the "
+                "package whose module was executing:",
+            ]
             for pkg, c in imports[kind].most_common(15):
                 out.append(f"  {c:7d}  {100 * c / n:5.1f}%  {pkg}")
     return "\n".join(out) + "\n"
@@ -99,7 +112,7 @@ def _short(path: str) -> str:
 
 
 def _package(path: str) -> str:
-    rel = path.split("site-packages/")[-1]
+    rel = path.split("site-packages/")[-1].split("lib/python3.11/")[-1]
     return rel.split("/")[0].removesuffix(".py")
 
 
