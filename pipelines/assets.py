@@ -9,6 +9,7 @@ the next reload. That keeps the routes file the only thing to edit, with no per-
 """
 
 import re
+from collections.abc import Collection
 
 from dagster import (
     AssetCheckEvaluation,
@@ -50,10 +51,18 @@ def _pattern(route: Route) -> re.Pattern[str]:
     return re.compile("^" + "[a-z0-9_]+".join(parts) + "$")
 
 
-def existing_tables(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> list[TableRef]:
-    """Delta tables under the lake bucket and Iceberg tables in the catalog, as they are now."""
+def existing_tables(
+    settings: Settings,
+    store: LocalObjectStore | S3ObjectStore,
+    formats: Collection[str] = ("delta", "iceberg"),
+) -> list[TableRef]:
+    """Delta tables under the lake bucket and Iceberg tables in the catalog, as they are now.
+
+    Only the formats asked for are listed: every run worker loads the code location, and the
+    Iceberg catalog alone costs seconds of imports there.
+    """
     refs: list[TableRef] = []
-    if store.bucket_exists(settings.lake_bucket):
+    if "delta" in formats and store.bucket_exists(settings.lake_bucket):
         for schema_dir in store.list_page(settings.lake_bucket, "", "/").folders:
             if schema_dir in ("iceberg/", settings.quarantine_prefix):
                 continue
@@ -61,6 +70,8 @@ def existing_tables(settings: Settings, store: LocalObjectStore | S3ObjectStore)
                 log = store.list_page(settings.lake_bucket, f"{table_dir}_delta_log/", "/", limit=1)
                 if log.objects:
                     refs.append(TableRef("delta", schema_dir[:-1], table_dir[len(schema_dir) : -1]))
+    if "iceberg" not in formats:
+        return refs
     try:
         from lakehouse.iceberg import catalog
 

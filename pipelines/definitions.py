@@ -28,7 +28,9 @@ def build_definitions(settings: Settings) -> Definitions:
         routes = []
     existing: list[TableRef] = []
     try:
-        existing = existing_tables(settings, open_object_store(settings))
+        patterns = {r.format for r in routes if r.is_pattern}
+        if patterns:
+            existing = existing_tables(settings, open_object_store(settings), patterns)
     except Exception as exc:  # the store may be down at load; tables appear at the next reload
         log.warning("could not list existing tables: %s", exc)
     tables = table_routes(routes, existing)
