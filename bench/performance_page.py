@@ -82,7 +82,9 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         lines += [
             f"### {result['title']}",
             "",
-            f"`bench/results/{name}.json`, {result['duration_s']:.0f} s. Ratio = value / baseline.",
+            f"`bench/results/{name}.json`: measured {result['measured_at']} in "
+            f"{result['duration_s']:.0f} s, load average "
+            f"{result['machine'].get('load_average_1m_at_write', '?')}. Ratio = value / baseline.",
             "",
             "| metric | value | baseline (same run) | ratio |",
             "|---|---|---|---|",
