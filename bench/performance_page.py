@@ -45,9 +45,10 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     mach = any_result["machine"]
     mem = (mach.get("memory_bytes") or 0) / 1024**3
     when = max(r["measured_at"] for r in results.values())
+    first = min(r["measured_at"] for r in results.values())
     suite = json.loads(SUITE.read_text()) if SUITE.exists() else {}
     lines.append(
-        f"Latest results: {when}, {mach['cores']} cores, {mem:.1f} GiB RAM, "
+        f"Results measured {first} to {when}, {mach['cores']} cores, {mem:.1f} GiB RAM, "
         f"Python {mach['python']}, {mach['platform']}."
     )
     if suite.get("total_s"):
