@@ -16,6 +16,7 @@ from rich.table import Table
 from lakehouse.objectstore import StorageError, open_object_store
 from lakehouse.settings import Settings
 from lakewire import supervisor
+from storage_service.watcher import file_md5
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
@@ -122,7 +123,9 @@ def put(
         info = store.put(bucket, key, file)
     except StorageError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"put {bucket}/{info.key} ({info.size} bytes, etag {info.etag})", highlight=False)
+    # The etag users see everywhere else (API, events, ledger) is the content MD5, as on S3.
+    etag = file_md5(file) if store.kind == "local" else info.etag
+    console.print(f"put {bucket}/{info.key} ({info.size} bytes, etag {etag})", highlight=False)
 
 
 @app.command()

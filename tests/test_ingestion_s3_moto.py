@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from lakehouse.objectstore import open_object_store
 from lakehouse.quarantine import find_quarantined
@@ -22,16 +20,10 @@ pytestmark = pytest.mark.s3
 
 
 @pytest.fixture
-def moto() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+def moto(moto_endpoint: str) -> str:
     # moto's state is per process, not per server: start every test from an empty store.
-    httpx.post(f"http://{host}:{port}/moto-api/reset")
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    httpx.post(f"{moto_endpoint}/moto-api/reset")
+    return moto_endpoint
 
 
 @pytest.mark.parametrize("fmt", ["delta", "iceberg"])

@@ -20,7 +20,6 @@ from tests.test_storage_support import (  # noqa: F401 - fixtures used by name
     boto,
     local_settings,
     make_settings,
-    moto_endpoint,
     s3_settings,
     service,
 )

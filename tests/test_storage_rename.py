@@ -14,7 +14,6 @@ from tests.helpers import wait_for
 from tests.test_storage_support import (  # noqa: F401 - fixtures used by name
     Service,
     make_settings,
-    moto_endpoint,
 )
 
 pytestmark = pytest.mark.s3

@@ -12,10 +12,9 @@ import pytest
 from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
 from storage_service.stream import publish_events
 from tests.helpers import NatsServer, wait_for
-from tests.test_storage_support import (  # noqa: F401 - fixture used by name
+from tests.test_storage_support import (
     Service,
     boto,
-    moto_endpoint,
     s3_settings,
 )
 
@@ -41,7 +40,7 @@ def _event(name: str, key: str, body: bytes = b"") -> BucketEvent:
 def test_stats_follow_minio_events_from_other_writers_on_s3_moto(
     tmp_path: Path,
     nats: NatsServer,
-    moto_endpoint: str,  # noqa: F811
+    moto_endpoint: str,
 ) -> None:
     # Re-counting by listing happens once at start; after that only events move the numbers.
     settings = s3_settings(tmp_path, nats, moto_endpoint, s3_stats_refresh_seconds=3600)

@@ -13,7 +13,6 @@ import boto3
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from moto.server import ThreadedMotoServer
 
 from lakehouse.settings import Settings
 from storage_service.app import create_app
@@ -21,17 +20,6 @@ from storage_service.runtime import ServiceRuntime
 from tests.helpers import NatsServer
 
 API_KEY = "test-key-not-a-default"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def s3_settings(tmp_path: Path, nats: NatsServer, endpoint: str, **extra: object) -> Settings:

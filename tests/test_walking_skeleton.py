@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def _stream_messages(platform: Platform) -> int:
 
 def test_landed_csv_becomes_queryable_once(platform: Platform, tmp_path: Path) -> None:
     first = write_csv(tmp_path / "orders.csv", 1000)
-    platform.lakewire("put", str(first), "landing/orders/day one.csv")
+    put = platform.lakewire("put", str(first), "landing/orders/day one.csv")
+    # The etag shown is the content MD5, the identity the API, events and ledger use.
+    assert f"etag {hashlib.md5(first.read_bytes()).hexdigest()}" in put.stdout
     wait_for(lambda: platform.count("delta.default.orders") == 1000, 60, "1000 rows", 1)
 
     # The same bytes again: a new event, a run, and no new rows.
