@@ -40,6 +40,8 @@ def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Any:
     if rest_uri:
         from pyiceberg.catalog.rest import RestCatalog
 
+        if settings.iceberg_rest_warehouse:
+            props["warehouse"] = settings.iceberg_rest_warehouse
         return RestCatalog("lakewire", uri=rest_uri, **props)
     from pyiceberg.catalog.sql import SqlCatalog
 

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         default=None,
         description="Iceberg REST catalog (platform); unset means the SQLite catalog in state.",
     )
+    iceberg_rest_warehouse: str | None = Field(
+        default=None,
+        description="Warehouse name the REST catalog knows (Lakekeeper: 'lakewire', created by "
+        "platform init); unset means the warehouse URL s3://<lake>/iceberg.",
+    )
 
     @property
     def resolved_data_dir(self) -> Path:

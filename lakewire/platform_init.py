@@ -111,7 +111,8 @@ def main() -> int:
         print(f"buckets {', '.join(settings.default_buckets)} ready; landing notifies")
         if settings.iceberg_rest_uri:
             uri = settings.iceberg_rest_uri
-            _retry("Iceberg warehouse", lambda: ensure_iceberg_warehouse(settings, uri))
+            name = settings.iceberg_rest_warehouse or "lakewire"
+            _retry("Iceberg warehouse", lambda: ensure_iceberg_warehouse(settings, uri, name))
             print("iceberg warehouse ready")
     except InitError as exc:
         print(f"platform init failed: {exc}", file=sys.stderr)
