@@ -15,8 +15,10 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+# --compile-bytecode: every Dagster run worker imports the stack afresh; without .pyc files
+# (this machine sets PYTHONDONTWRITEBYTECODE) compiling it doubled worker start-up.
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml Makefile
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 up: $(VENV)/.synced

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 import nats
 import pytest
 
@@ -13,21 +12,9 @@ from lakehouse.objectstore import open_object_store
 from lakehouse.settings import Settings
 from lakewire import platform_init
 from tests.helpers import NatsServer
+from tests.test_storage_support import s3_settings
 
 pytestmark = pytest.mark.s3
-
-
-def _settings(tmp_path: Path, nats_server: NatsServer, endpoint: str, **extra: str) -> Settings:
-    httpx.post(f"{endpoint}/moto-api/reset")
-    return Settings(
-        data_dir=tmp_path / "data",
-        nats_url=nats_server.url,
-        storage_backend="s3",
-        s3_endpoint=endpoint,
-        s3_access_key="test",
-        s3_secret_key="test",
-        **extra,
-    )
 
 
 def _stream_exists(settings: Settings) -> bool:
@@ -47,7 +34,7 @@ def test_init_creates_stream_buckets_and_landing_rule_on_s3_moto(
 ) -> None:
     # moto refuses MinIO's NATS ARN, so point the rule at an SQS-style target it accepts.
     arn = "arn:aws:sqs:us-east-1:123456789012:lakewire"
-    settings = _settings(tmp_path, nats, moto_endpoint, s3_notification_arn=arn)
+    settings = s3_settings(tmp_path, nats, moto_endpoint, s3_notification_arn=arn)
     platform_init.ensure_event_stream(settings)
     platform_init.ensure_buckets_and_notifications(settings)
     # Idempotent: a second start changes nothing and does not fail.
@@ -65,6 +52,6 @@ def test_init_creates_stream_buckets_and_landing_rule_on_s3_moto(
 def test_init_fails_loudly_when_the_store_rejects_the_rule_on_s3_moto(
     tmp_path: Path, nats: NatsServer, moto_endpoint: str
 ) -> None:
-    settings = _settings(tmp_path, nats, moto_endpoint)  # MinIO's ARN, which moto rejects
+    settings = s3_settings(tmp_path, nats, moto_endpoint)  # MinIO's ARN, which moto rejects
     with pytest.raises(platform_init.InitError, match="rejected notification rules"):
         platform_init.ensure_buckets_and_notifications(settings)
