@@ -4,40 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from lakehouse.objectstore import open_object_store
 from lakehouse.quarantine import find_quarantined
-from lakehouse.settings import Settings
 from lakehouse.tables import open_target
 from pipelines.ingestion import ingest_batch
 from pipelines.reconcile import find_unledgered
 from pipelines.routes import parse_routes
 from tests.helpers import NatsServer, csv_bytes, land
+from tests.test_storage_support import s3_settings
 
 pytestmark = pytest.mark.s3
 
 
-@pytest.fixture
-def moto(moto_endpoint: str) -> str:
-    # moto's state is per process, not per server: start every test from an empty store.
-    httpx.post(f"{moto_endpoint}/moto-api/reset")
-    return moto_endpoint
-
-
 @pytest.mark.parametrize("fmt", ["delta", "iceberg"])
 def test_ingest_quarantine_and_reconcile_on_s3_moto(
-    fmt: str, tmp_path: Path, nats: NatsServer, moto: str
+    fmt: str, tmp_path: Path, nats: NatsServer, moto_endpoint: str
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        nats_url=nats.url,
-        storage_backend="s3",
-        s3_endpoint=moto,
-        s3_access_key="test",
-        s3_secret_key="test",
-    )
+    settings = s3_settings(tmp_path, nats, moto_endpoint)  # resets moto: an empty store
     store = open_object_store(settings)
     for b in ("landing", "lake"):
         store.create_bucket(b)
