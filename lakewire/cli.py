@@ -19,7 +19,7 @@ from lakewire import supervisor
 from storage_service.watcher import file_md5
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-console = Console()
+console = Console(soft_wrap=True)  # a line a script parses must not be folded
 err = Console(stderr=True, soft_wrap=True)
 
 
