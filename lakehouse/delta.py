@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt_
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -32,29 +31,6 @@ def _props(txns: dict[str, int], note: str, count: int) -> CommitProperties:
         app_transactions=[Transaction(app_id=a, version=v) for a, v in txns.items()],
         custom_metadata={"lakewire.operation": note, "lakewire.sources": str(count)},
     )
-
-
-def commit_batch(
-    uri: str,
-    storage_options: dict[str, str],
-    data: pa.Table | Any,
-    sources: list[SourceVersion],
-    *,
-    mode: str = "append",
-    partition_by: list[str] | None = None,
-    schema_mode: str | None = "merge",
-) -> int:
-    """Append (or overwrite) rows and record every source in one commit; returns the version."""
-    write_deltalake(
-        uri,
-        data,
-        mode=mode,  # type: ignore[arg-type]
-        partition_by=partition_by,
-        schema_mode=schema_mode,  # type: ignore[arg-type]
-        storage_options=storage_options or None,
-        commit_properties=_props({s.app_id: s.version for s in sources}, mode, len(sources)),
-    )
-    return DeltaTable(uri, storage_options=storage_options or None).version()
 
 
 def sql_literal(value: object) -> str:

@@ -157,7 +157,3 @@ class Settings(BaseSettings):
     @cached_property
     def iceberg_catalog_uri(self) -> str:
         return f"sqlite:///{self.state_dir / 'iceberg_catalog.db'}"
-
-
-def get_settings() -> Settings:
-    return Settings()

@@ -102,7 +102,7 @@ def status(
     console.print(f"Dagster UI:          {settings.dagster_url}/")
     if show_key:
         console.print(f"API key: {load_or_create_api_key(settings)}", highlight=False)
-    if len(pids) < 4:
+    if not supervisor.all_running(settings):
         raise typer.Exit(3)
 
 

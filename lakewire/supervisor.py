@@ -186,6 +186,11 @@ def running_pids(settings: Settings) -> dict[str, int]:
     return {name: pid for name, pid in pids.items() if pid_alive(pid)}
 
 
+def all_running(settings: Settings) -> bool:
+    running = running_pids(settings)
+    return all(svc.name in running for svc in services(settings))
+
+
 def check_ports(settings: Settings) -> None:
     for svc in services(settings):
         if svc.port and not port_free(settings.host, svc.port):
@@ -272,7 +277,6 @@ def stop(settings: Settings, timeout: float = 20.0) -> list[str]:
 def wait_forever(settings: Settings) -> None:
     """Foreground mode: return when a child dies or on Ctrl-C (the caller then stops all)."""
     while True:
-        alive = running_pids(settings)
-        if len(alive) < 4:
+        if not all_running(settings):
             return
         time.sleep(1.0)

@@ -8,10 +8,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from lakehouse.delta import commit_batch
 from lakehouse.objectstore import open_object_store
 from lakehouse.settings import Settings
-from lakehouse.tables import SourceVersion, TableRef, delta_table_uri
+from lakehouse.tables import SourceVersion, TableRef, WriteSpec, open_target
 from tests.helpers import write_csv
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
@@ -22,6 +21,7 @@ def test_notebook_runs_and_reads_the_table(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import polars as pl
+    import pyarrow as pa
 
     data_dir = tmp_path / "data"
     monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(data_dir))
@@ -34,8 +34,10 @@ def test_notebook_runs_and_reads_the_table(
     info = store.put("landing", "orders/o.csv", csv)
     src = SourceVersion("landing", "orders/o.csv", info.etag, "1")
     frame = pl.read_csv(csv).with_columns(pl.lit(src.uri).alias("_source_uri"))
-    uri = delta_table_uri(settings, store, TableRef("delta", "default", "orders"))
-    commit_batch(uri, {}, frame.to_arrow(), [src])
+    rows = frame.to_arrow()
+    target = open_target(settings, store, TableRef("delta", "default", "orders"))
+    reader = pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())
+    target.write(reader, [src], WriteSpec(), [])
 
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
