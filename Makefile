@@ -9,7 +9,7 @@ UV         = $(TOOLS)/bin/uv
 VENV       = .venv
 BIN        = $(VENV)/bin
 
-.PHONY: up down status test lint typecheck pytest bench bench-smoke browser clean
+.PHONY: up down status test test-fast lint typecheck pytest bench bench-smoke browser clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,11 +40,20 @@ lint: $(VENV)/.synced
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(MAKE) --no-print-directory typecheck
+
+# mypy's settings are in pyproject.toml ([tool.mypy]); its cache lives in the venv.
+typecheck: $(VENV)/.synced
+	$(BIN)/mypy --cache-dir $(VENV)/.mypy_cache
 
 pytest: $(VENV)/.synced browser
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint pytest bench-smoke
+
+# The quick loop: every test that starts neither the embedded platform nor a browser.
+test-fast: $(VENV)/.synced
+	$(BIN)/pytest -q -p no:cacheprovider -m "not platform and not browser"
 
 bench: $(VENV)/.synced
 	$(BIN)/python -m bench
