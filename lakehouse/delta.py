@@ -16,7 +16,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.tables import SourceVersion, TableRef, WriteSpec, polars_schema
+from lakehouse.tables import SOURCE_URI, SourceVersion, TableRef, WriteSpec, polars_schema
 
 
 def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
@@ -134,7 +134,7 @@ class DeltaTarget:
             return None
         uris = ", ".join(sql_literal(s.uri) for s in removed)
         dt.delete(
-            predicate=f"_source_uri IN ({uris})",
+            predicate=f"{SOURCE_URI} IN ({uris})",
             commit_properties=_props(
                 {s.removal_id: s.version for s in removed}, "delete", len(removed)
             ),

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
-from lakehouse.tables import SourceVersion, TableRef, WriteSpec, polars_schema
+from lakehouse.tables import SOURCE_URI, SourceVersion, TableRef, WriteSpec, polars_schema
 
 LEDGER_PROPERTY = "lakewire.ledger"
 
@@ -159,7 +159,7 @@ class IcebergTarget:
         if table is None or not removed:
             return None
         props = {LEDGER_PROPERTY: json.dumps({s.removal_id: s.version for s in removed})}
-        table.delete(In("_source_uri", [s.uri for s in removed]), snapshot_properties=props)
+        table.delete(In(SOURCE_URI, [s.uri for s in removed]), snapshot_properties=props)
         snap = self._table().current_snapshot()  # type: ignore[union-attr]
         return snap.snapshot_id if snap else None
 

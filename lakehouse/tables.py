@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 import polars as pl
@@ -22,7 +23,10 @@ import pyarrow as pa
 from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
 
-LINEAGE_COLUMNS = ("_source_uri", "_source_etag", "_run_id", "_ingested_at")
+# The lineage columns every ingested row carries (docs/routes.md). Deleting a removed object's
+# rows matches on its URI.
+SOURCE_URI = "_source_uri"
+LINEAGE_COLUMNS = (SOURCE_URI, "_source_etag", "_run_id", "_ingested_at")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,17 @@ class SourceVersion:
         except ValueError:
             pass
         return int(hashlib.sha256(self.etag.encode()).hexdigest()[:15], 16)
+
+
+def lineage_columns(src: SourceVersion, run_id: str, ingested_at: datetime) -> list[pl.Expr]:
+    """Expressions that add ``LINEAGE_COLUMNS`` to the rows read from ``src``."""
+    values = (
+        pl.lit(src.uri, pl.String),
+        pl.lit(src.etag, pl.String),
+        pl.lit(run_id, pl.String),
+        pl.lit(ingested_at, pl.Datetime("us", "UTC")),
+    )
+    return [value.alias(name) for name, value in zip(LINEAGE_COLUMNS, values, strict=True)]
 
 
 @dataclass(frozen=True)

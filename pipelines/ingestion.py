@@ -30,6 +30,7 @@ from lakehouse.tables import (
     TableRef,
     TableTarget,
     arrow_schema,
+    lineage_columns,
     open_target,
     pending_sources,
 )
@@ -191,15 +192,6 @@ def _quarantine(
     )
 
 
-def _lineage(src: SourceVersion, run_id: str, now: datetime) -> list[pl.Expr]:
-    return [
-        pl.lit(src.uri, pl.String).alias("_source_uri"),
-        pl.lit(src.etag, pl.String).alias("_source_etag"),
-        pl.lit(run_id, pl.String).alias("_run_id"),
-        pl.lit(now, pl.Datetime("us", "UTC")).alias("_ingested_at"),
-    ]
-
-
 def _commit(
     settings: Settings,
     store: Store,
@@ -212,7 +204,7 @@ def _commit(
 ) -> None:
     now = datetime.now(tz=UTC)
     for item in loaded:
-        cols = _lineage(item.src, run_id, now)
+        cols = lineage_columns(item.src, run_id, now)
         if item.frame is not None:
             item.frame = item.frame.with_columns(cols)
         else:

@@ -20,7 +20,6 @@ from lakehouse.formats import CsvOptions, parse_type
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef, WriteSpec
 
-IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 TABLE_RE = re.compile(
     r"^([a-z_][a-z0-9_]*|\{dataset\})\.([a-z_][a-z0-9_]*|[a-z0-9_]*\{dataset\}[a-z0-9_]*)$"
 )
