@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -96,7 +96,20 @@ def detect_format(key: str, declared: FileFormat | Literal["auto"] = "auto") -> 
     return fmt
 
 
-def _csv_kwargs(opts: CsvOptions, dtypes: dict[str, pl.DataType] | None) -> dict[str, object]:
+class _CsvKwargs(TypedDict):
+    """The arguments ``pl.read_csv`` and ``pl.scan_csv`` both take from ``CsvOptions``."""
+
+    separator: str
+    has_header: bool
+    quote_char: str | None
+    null_values: list[str] | None
+    skip_rows: int
+    encoding: Literal["utf8", "utf8-lossy"]
+    infer_schema_length: int
+    schema_overrides: dict[str, pl.DataType] | None
+
+
+def _csv_kwargs(opts: CsvOptions, dtypes: dict[str, pl.DataType] | None) -> _CsvKwargs:
     return {
         "separator": opts.separator,
         "has_header": opts.has_header,
@@ -120,13 +133,13 @@ def read_frame(
         raise BadObject("empty", "the object has no content")
     try:
         if fmt == "csv":
-            df = pl.read_csv(io.BytesIO(data), **_csv_kwargs(csv or CsvOptions(), dtypes))  # type: ignore[arg-type]
+            df = pl.read_csv(io.BytesIO(data), **_csv_kwargs(csv or CsvOptions(), dtypes))
         elif fmt == "ndjson":
             df = pl.read_ndjson(io.BytesIO(data), schema_overrides=dtypes or None)
         else:
             df = pl.read_parquet(io.BytesIO(data))
             if dtypes:
-                df = df.cast({c: t for c, t in dtypes.items() if c in df.columns}, strict=True)  # type: ignore[arg-type]
+                df = df.cast({c: t for c, t in dtypes.items() if c in df.columns}, strict=True)
     except BadObject:
         raise
     except Exception as exc:
@@ -145,13 +158,13 @@ def scan_frame(
     """A lazy reader over a local file, for objects too large to load whole."""
     try:
         if fmt == "csv":
-            lf = pl.scan_csv(path, **_csv_kwargs(csv or CsvOptions(), dtypes))  # type: ignore[arg-type]
+            lf = pl.scan_csv(path, **_csv_kwargs(csv or CsvOptions(), dtypes))
         elif fmt == "ndjson":
             lf = pl.scan_ndjson(path, schema_overrides=dtypes or None)
         else:
             lf = pl.scan_parquet(path)
             if dtypes:
-                lf = lf.cast(dtypes, strict=True)  # type: ignore[arg-type]
+                lf = lf.cast(pl.Schema(dtypes), strict=True)
         lf.collect_schema()
     except Exception as exc:
         raise BadObject("unparseable", f"not valid {fmt}: {_first_line(exc)}") from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
@@ -18,10 +18,15 @@ from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tables import SOURCE_URI, SourceVersion, TableRef, WriteSpec, polars_schema
 
+if TYPE_CHECKING:  # pyiceberg is imported only where used: it costs seconds at import
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table, Transaction
+    from pyiceberg.table.snapshots import Snapshot
+
 LEDGER_PROPERTY = "lakewire.ledger"
 
 
-def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Any:
+def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Catalog:
     """The REST catalog when ``iceberg_rest_uri`` is set (platform), else the SQLite one."""
     props: dict[str, str] = {"warehouse": store.url(settings.lake_bucket, "iceberg")}
     if isinstance(store, S3ObjectStore):
@@ -51,7 +56,7 @@ def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Any:
 
 def load_table(
     settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
-) -> Any | None:
+) -> Table | None:
     from pyiceberg.exceptions import NoSuchTableError
 
     try:
@@ -60,7 +65,7 @@ def load_table(
         return None
 
 
-def _summary_ledger(snapshot: Any) -> dict[str, int]:
+def _summary_ledger(snapshot: Snapshot) -> dict[str, int]:
     raw = snapshot.summary.additional_properties.get(LEDGER_PROPERTY) if snapshot.summary else None
     return json.loads(raw) if raw else {}
 
@@ -73,7 +78,7 @@ class IcebergTarget:
         self.store = store
         self.ref = ref
 
-    def _table(self) -> Any | None:
+    def _table(self) -> Table | None:
         return load_table(self.settings, self.store, self.ref)
 
     def schema(self) -> pl.Schema | None:
@@ -88,7 +93,7 @@ class IcebergTarget:
                 seen[app_id] = max(version, seen.get(app_id, version))
         return {i: seen.get(i) for i in ids}
 
-    def _create(self, schema: pa.Schema, spec: WriteSpec) -> Any:
+    def _create(self, schema: pa.Schema, spec: WriteSpec) -> Table:
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
 
         cat = catalog(self.settings, self.store)
@@ -112,7 +117,8 @@ class IcebergTarget:
         spec: WriteSpec,
         partitions: list[dict[str, object]],
     ) -> int | None:
-        from pyiceberg.expressions import And, EqualTo, IsNull, Or
+        from pyiceberg.expressions import And, BooleanExpression, EqualTo, IsNull, Or, Reference
+        from pyiceberg.expressions.literals import literal
 
         props = {LEDGER_PROPERTY: json.dumps({s.app_id: s.version for s in sources})}
         table = self._table() or self._create(data.schema, spec)
@@ -121,9 +127,16 @@ class IcebergTarget:
             self._evolve(table, rows.schema)
             table.upsert(rows, join_cols=list(spec.merge_keys), snapshot_properties=props)
         elif spec.mode == "overwrite" and partitions:
-            terms = []
+            # Keyword arguments: pyiceberg's predicates are pydantic models, and type checkers
+            # see only their field constructors, not the positional shorthand.
+            terms: list[BooleanExpression] = []
             for values in partitions:
-                conds = [IsNull(c) if v is None else EqualTo(c, v) for c, v in values.items()]
+                conds: list[BooleanExpression] = [
+                    IsNull(term=Reference(c))
+                    if v is None
+                    else EqualTo(term=Reference(c), value=literal(v))
+                    for c, v in values.items()
+                ]
                 terms.append(conds[0] if len(conds) == 1 else And(*conds))
             flt = terms[0] if len(terms) == 1 else Or(*terms)
             rows = data.read_all()
@@ -134,34 +147,40 @@ class IcebergTarget:
             with table.transaction() as tx:
                 self._evolve_in(tx, table, data.schema)
                 tx.append(data, snapshot_properties=props)
-        snap = self._table().current_snapshot()  # type: ignore[union-attr]
+        return self._snapshot_id()
+
+    def _snapshot_id(self) -> int | None:
+        """The current snapshot as the catalog has it now (after a commit: that commit's)."""
+        table = self._table()
+        snap = table.current_snapshot() if table is not None else None
         return snap.snapshot_id if snap else None
 
     @staticmethod
-    def _new_columns(table: Any, schema: pa.Schema) -> bool:
+    def _new_columns(table: Table, schema: pa.Schema) -> bool:
         have = {f.name for f in table.schema().fields}
         return any(name not in have for name in schema.names)
 
-    def _evolve(self, table: Any, schema: pa.Schema) -> None:
+    def _evolve(self, table: Table, schema: pa.Schema) -> None:
         if self._new_columns(table, schema):
             with table.update_schema() as update:
                 update.union_by_name(schema)
 
-    def _evolve_in(self, tx: Any, table: Any, schema: pa.Schema) -> None:
+    def _evolve_in(self, tx: Transaction, table: Table, schema: pa.Schema) -> None:
         if self._new_columns(table, schema):
             with tx.update_schema() as update:
                 update.union_by_name(schema)
 
     def delete_sources(self, removed: list[SourceVersion]) -> int | None:
-        from pyiceberg.expressions import In
+        from pyiceberg.expressions import In, Reference
+        from pyiceberg.expressions.literals import literal
 
         table = self._table()
         if table is None or not removed:
             return None
         props = {LEDGER_PROPERTY: json.dumps({s.removal_id: s.version for s in removed})}
-        table.delete(In(SOURCE_URI, [s.uri for s in removed]), snapshot_properties=props)
-        snap = self._table().current_snapshot()  # type: ignore[union-attr]
-        return snap.snapshot_id if snap else None
+        uris = In(term=Reference(SOURCE_URI), values={literal(s.uri) for s in removed})
+        table.delete(uris, snapshot_properties=props)
+        return self._snapshot_id()
 
     def row_count(self) -> int:
         table = self._table()
