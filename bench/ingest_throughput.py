@@ -19,7 +19,7 @@ from bench.datagen import write_csv
 from bench.landing import fresh_lake, landing_path, source_for
 from bench.results import Metric, Result, median
 from lakehouse.iceberg import catalog
-from lakehouse.tables import TableRef, delta_table_uri
+from lakehouse.tables import TABLE_FORMATS, TableRef, delta_table_uri
 from pipelines.ingestion import ingest_batch
 
 KEY = "orders/orders.csv"
@@ -39,7 +39,7 @@ def run(work: Path, smoke: bool) -> Result:
     times: dict[str, list[float]] = {"delta": [], "delta_raw": [], "iceberg": [], "iceberg_raw": []}
     # Round 0 is a warm-up (lazy imports, first-use caches) and is not recorded.
     for rep in range(reps + 1):
-        for fmt in ("delta", "iceberg"):
+        for fmt in TABLE_FORMATS:
             ref = TableRef(fmt, "default", f"lw_{fmt}_{rep}")
             t0 = time.perf_counter()
             report = ingest_batch(settings, store, ref, [src], f"bench-{rep}")
@@ -75,7 +75,7 @@ def run(work: Path, smoke: bool) -> Result:
             "seconds": {k: [round(v, 3) for v in vs] for k, vs in times.items()},
         },
     )
-    for fmt in ("delta", "iceberg"):
+    for fmt in TABLE_FORMATS:
         lw, raw = median(times[fmt]), median(times[f"{fmt}_raw"])
         assert lw is not None and raw is not None
         result.add(

@@ -17,7 +17,7 @@ import pyarrow as pa
 from lakehouse.delta import open_table
 from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
-from lakehouse.tables import TableRef, delta_table_uri
+from lakehouse.tables import TableRef, delta_table_uri, table_format
 
 TABLE_NAME_RE = re.compile(
     r'\b(delta|iceberg)\s*\.\s*"?([A-Za-z_][\w]*)"?\s*\.\s*"?([A-Za-z_][\w]*)"?', re.IGNORECASE
@@ -76,7 +76,7 @@ class SqlEngine:
 
     def query(self, sql: str) -> QueryResult:
         for fmt, schema, name in TABLE_NAME_RE.findall(sql):
-            self.register(TableRef(fmt.lower(), schema, name))
+            self.register(TableRef(table_format(fmt.lower()), schema, name))
         cur = self.con.execute(sql)
         columns = [d[0] for d in cur.description or []]
         return QueryResult(columns, cur.fetchall())

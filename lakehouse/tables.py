@@ -74,11 +74,29 @@ def lineage_columns(src: SourceVersion, run_id: str, ingested_at: datetime) -> l
     return [value.alias(name) for name, value in zip(LINEAGE_COLUMNS, values, strict=True)]
 
 
+TableFormat = Literal["delta", "iceberg"]
+TABLE_FORMATS: tuple[TableFormat, ...] = ("delta", "iceberg")
+
+
+def table_format(name: str) -> TableFormat:
+    """``name`` as a table format; ``ValueError`` unless it is delta or iceberg."""
+    for fmt in TABLE_FORMATS:
+        if name == fmt:
+            return fmt
+    raise ValueError(f"unknown table format '{name}' (use delta or iceberg)")
+
+
 @dataclass(frozen=True)
 class TableRef:
-    format: str  # "delta" | "iceberg"
+    format: TableFormat
     schema: str
     name: str
+
+    @classmethod
+    def parse(cls, qualified: str) -> TableRef:
+        """``format.schema.name`` (the run config's and the tags' spelling) as a reference."""
+        fmt, schema, name = qualified.split(".", 2)
+        return cls(table_format(fmt), schema, name)
 
     @property
     def qualified(self) -> str:

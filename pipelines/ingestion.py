@@ -73,7 +73,7 @@ def default_route(ref: TableRef) -> Route:
     return Route(
         name=f"direct:{ref.qualified}".replace(":", "_"),
         glob="*",
-        format=ref.format,  # type: ignore[arg-type]
+        format=ref.format,
         table=f"{ref.schema}.{ref.name}",
     )
 

@@ -64,8 +64,7 @@ def ingest_objects(
         route = route_named(settings_routes(settings), config.route)
     except RoutesError as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
-    fmt, schema, name = config.table.split(".", 2)
-    ref = TableRef(fmt, schema, name)
+    ref = TableRef.parse(config.table)
     created = [
         SourceVersion(o.bucket, o.key, o.etag, o.sequencer)
         for o in config.objects

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lakehouse.formats import CsvOptions, parse_type
 from lakehouse.settings import Settings
-from lakehouse.tables import TableRef, WriteSpec
+from lakehouse.tables import TableFormat, TableRef, WriteSpec
 
 TABLE_RE = re.compile(
     r"^([a-z_][a-z0-9_]*|\{dataset\})\.([a-z_][a-z0-9_]*|[a-z0-9_]*\{dataset\}[a-z0-9_]*)$"
@@ -46,7 +46,7 @@ class Route(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     bucket: str = "landing"
     glob: str = Field(min_length=1, description="Key glob ('*' crosses '/').")
-    format: Literal["delta", "iceberg"] = "delta"
+    format: TableFormat = "delta"
     table: str = Field(description="'schema.table'; '{dataset}' is the key's first folder.")
     file_format: Literal["csv", "ndjson", "parquet", "auto"] = "auto"
     csv: CsvOptions = CsvOptions()
