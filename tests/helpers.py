@@ -1,4 +1,6 @@
-"""Shared test helpers: free ports, a real nats-server, the embedded platform as a user runs it."""
+"""Shared test helpers: free ports, a real nats-server, the embedded platform as a user runs it,
+settings for either storage backend and the Object Storage service with a client.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +14,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from lakehouse.settings import Settings
+from storage_service.app import create_app
+from storage_service.runtime import ServiceRuntime
+
+if TYPE_CHECKING:
+    from tests.s3servers import S3Server
 
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
+API_KEY = "test-key-not-a-default-0123456789"
 
 
 def free_port() -> int:
@@ -182,3 +194,57 @@ def csv_bytes(rows: int, start: int = 0, extra_col: str | None = None) -> bytes:
         f"{i},{i * 1.5},name {i}" + (",x" if extra_col else "") for i in range(start, start + rows)
     ]
     return ("\n".join([head, *lines]) + "\n").encode()
+
+
+# -- the Object Storage service on either backend -----------------------------------------------
+def local_settings(tmp_path: Path, nats: NatsServer, **extra: Any) -> Settings:
+    """The local backend (a folder per bucket) in the test's temp dir."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        nats_url=nats.url,
+        watch_settle_seconds=0.2,
+        api_key=SecretStr(API_KEY),
+        **extra,
+    )
+
+
+def s3_settings(tmp_path: Path, nats: NatsServer, s3: S3Server, **extra: Any) -> Settings:
+    """The S3 backend on ``s3`` (the fixtures ``seaweed_s3``/``moto_s3`` hand it over empty)."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        nats_url=nats.url,
+        storage_backend="s3",
+        s3_endpoint=s3.endpoint,
+        s3_access_key=SecretStr(s3.access_key),
+        s3_secret_key=SecretStr(s3.secret_key),
+        api_key=SecretStr(API_KEY),
+        **extra,
+    )
+
+
+class Service:
+    """A started Object Storage service (in-process) and a client that sends the API key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client = TestClient(create_app(settings))
+
+    def __enter__(self) -> Service:
+        self._client.__enter__()
+        self.client.headers["Authorization"] = f"Bearer {API_KEY}"
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._client.__exit__(*exc)
+
+    @property
+    def client(self) -> TestClient:
+        return self._client
+
+    @property
+    def runtime(self) -> ServiceRuntime:
+        return self._client.app.state.runtime  # type: ignore[attr-defined]
+
+    @property
+    def kind(self) -> str:
+        return self.settings.storage_backend

@@ -1,5 +1,7 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.test_storage_support)
-"""The Object Storage HTTP API on both backends: local folder and S3 (moto's server mode)."""
+"""The Object Storage HTTP API on both backends: a local folder and S3 on a real S3 server
+(SeaweedFS). Bucket notification configuration, which SeaweedFS does not implement, is checked
+on moto's server mode (``on_s3_moto``).
+"""
 
 from __future__ import annotations
 
@@ -7,31 +9,31 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from lakehouse.settings import Settings
-from tests.helpers import wait_for
-from tests.test_storage_support import (  # noqa: F401 - fixtures used by name
+from tests.helpers import (
     API_KEY,
+    NatsServer,
     Service,
-    boto,
+    free_port,
     local_settings,
-    make_settings,
     s3_settings,
-    service,
+    wait_for,
 )
+from tests.s3servers import MotoServer, SeaweedFS
 
-pytestmark = pytest.mark.s3
 
-
-def _stats(svc: Service, bucket: str) -> dict:
+def _stats(svc: Service, bucket: str) -> dict[str, Any]:
     return next(b for b in svc.client.get("/api/buckets").json() if b["name"] == bucket)
 
 
-def _await_stats(svc: Service, bucket: str, objects: int) -> dict:
+def _await_stats(svc: Service, bucket: str, objects: int) -> dict[str, Any]:
     # Local stats follow the directory watcher (the event path); S3 stats follow our writes.
     return wait_for(
         lambda: (s := _stats(svc, bucket))["objects"] == objects and s,
@@ -71,18 +73,16 @@ def test_summary_and_default_buckets(service: Service) -> None:
 
 
 def test_unreachable_s3_backend_reports_disconnected_on_s3_unreachable(
-    tmp_path: Path, nats
+    tmp_path: Path, nats: NatsServer
 ) -> None:
-    from tests.helpers import free_port
-
     settings = Settings(
         data_dir=tmp_path / "data",
         nats_url=nats.url,
         storage_backend="s3",
         s3_endpoint=f"http://127.0.0.1:{free_port()}",
-        s3_access_key="x",
-        s3_secret_key="y",
-        api_key=API_KEY,
+        s3_access_key=SecretStr("x"),
+        s3_secret_key=SecretStr("y"),
+        api_key=SecretStr(API_KEY),
     )
     with Service(settings) as svc:
         resp = svc.client.get("/api/summary")
@@ -379,7 +379,7 @@ def test_presign_expiry_is_bounded(service: Service) -> None:
     assert resp.status_code == 404
 
 
-def test_tampered_or_expired_local_presigned_url_is_403(tmp_path: Path, nats) -> None:
+def test_tampered_or_expired_local_presigned_url_is_403(tmp_path: Path, nats: NatsServer) -> None:
     # Local backend only: S3 stores check their own signatures.
     with Service(local_settings(tmp_path, nats)) as svc:
         c = svc.client
@@ -400,7 +400,7 @@ def test_tampered_or_expired_local_presigned_url_is_403(tmp_path: Path, nats) ->
 
 
 # -- versioning, notification rules, encryption: what each backend can do ----------------------
-def test_versioning_is_reported_unsupported_on_local(tmp_path: Path, nats) -> None:
+def test_versioning_is_reported_unsupported_on_local(tmp_path: Path, nats: NatsServer) -> None:
     with Service(local_settings(tmp_path, nats)) as svc:
         c = svc.client
         c.put("/api/buckets/datasets/objects/v.txt", content=b"1")
@@ -420,8 +420,10 @@ def test_versioning_is_reported_unsupported_on_local(tmp_path: Path, nats) -> No
         assert c.get("/api/buckets/datasets/objects/v.txt").content == b"1"
 
 
-def test_versioning_enable_list_restore_on_s3_moto(tmp_path: Path, nats, moto_endpoint) -> None:
-    with Service(s3_settings(tmp_path, nats, moto_endpoint)) as svc:
+def test_versioning_enable_list_restore_on_s3_seaweedfs(
+    tmp_path: Path, nats: NatsServer, seaweed_s3: SeaweedFS
+) -> None:
+    with Service(s3_settings(tmp_path, nats, seaweed_s3)) as svc:
         c = svc.client
         assert c.get("/api/buckets/datasets/versioning").json()["status"] == "Off"
         assert c.put("/api/buckets/datasets/versioning", json={"enabled": True}).json() == {
@@ -453,7 +455,7 @@ def test_versioning_enable_list_restore_on_s3_moto(tmp_path: Path, nats, moto_en
         )
 
 
-def test_notification_rules_round_trip_on_local(tmp_path: Path, nats) -> None:
+def test_notification_rules_round_trip_on_local(tmp_path: Path, nats: NatsServer) -> None:
     with Service(local_settings(tmp_path, nats)) as svc:
         c = svc.client
         assert c.get("/api/buckets/landing/notifications").json()["rules"] == [
@@ -472,10 +474,11 @@ def test_notification_rules_round_trip_on_local(tmp_path: Path, nats) -> None:
 
 
 def test_minio_nats_arn_rejected_by_moto_is_a_clear_error_on_s3_moto(
-    tmp_path: Path, nats, moto_endpoint
+    tmp_path: Path, nats: NatsServer, moto_s3: MotoServer
 ) -> None:
-    # moto does not know MinIO's NATS target; the API must say so and change nothing.
-    with Service(s3_settings(tmp_path, nats, moto_endpoint)) as svc:
+    # moto, like a MinIO without a NATS target, refuses MinIO's NATS ARN but takes other ARNs
+    # (SeaweedFS refuses every notification configuration); the API must say so, change nothing.
+    with Service(s3_settings(tmp_path, nats, moto_s3)) as svc:
         rules = {"rules": [{"events": ["s3:ObjectCreated:*"], "prefix": "in/", "suffix": ""}]}
         resp = svc.client.put("/api/buckets/results/notifications", json=rules)
         assert resp.status_code == 502
@@ -484,13 +487,14 @@ def test_minio_nats_arn_rejected_by_moto_is_a_clear_error_on_s3_moto(
 
 
 def test_notification_rules_applied_as_queue_configuration_on_s3_moto(
-    tmp_path: Path, nats, moto_endpoint
+    tmp_path: Path, nats: NatsServer, moto_s3: MotoServer
 ) -> None:
-    # An ARN moto accepts, to see the exact PutBucketNotificationConfiguration we send.
+    # SeaweedFS has no PutBucketNotificationConfiguration; moto stores what we send, so an ARN
+    # it accepts shows the exact configuration.
     arn = "arn:aws:sqs:us-east-1:123456789012:lakewire"
-    with Service(s3_settings(tmp_path, nats, moto_endpoint, s3_notification_arn=arn)) as svc:
+    with Service(s3_settings(tmp_path, nats, moto_s3, s3_notification_arn=arn)) as svc:
         # Default buckets are created with the landing rule applied.
-        landing = boto(moto_endpoint).get_bucket_notification_configuration(Bucket="landing")
+        landing = moto_s3.client().get_bucket_notification_configuration(Bucket="landing")
         assert landing["QueueConfigurations"][0]["QueueArn"] == arn
         rules = {
             "rules": [
@@ -499,7 +503,7 @@ def test_notification_rules_applied_as_queue_configuration_on_s3_moto(
             ]
         }
         assert svc.client.put("/api/buckets/results/notifications", json=rules).status_code == 200
-        got = boto(moto_endpoint).get_bucket_notification_configuration(Bucket="results")
+        got = moto_s3.client().get_bucket_notification_configuration(Bucket="results")
         queues = got["QueueConfigurations"]
         assert [q["QueueArn"] for q in queues] == [arn, arn]
         assert queues[0]["Events"] == ["s3:ObjectCreated:*"]
@@ -513,10 +517,12 @@ def test_notification_rules_applied_as_queue_configuration_on_s3_moto(
         )
 
 
-def test_bucket_encryption_is_reported_on_s3_moto(tmp_path: Path, nats, moto_endpoint) -> None:
-    with Service(s3_settings(tmp_path, nats, moto_endpoint)) as svc:
+def test_bucket_encryption_is_reported_on_s3_seaweedfs(
+    tmp_path: Path, nats: NatsServer, seaweed_s3: SeaweedFS
+) -> None:
+    with Service(s3_settings(tmp_path, nats, seaweed_s3)) as svc:
         svc.client.post("/api/buckets", json={"name": "secure"})
-        boto(moto_endpoint).put_bucket_encryption(
+        seaweed_s3.client().put_bucket_encryption(
             Bucket="secure",
             ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
@@ -528,7 +534,7 @@ def test_bucket_encryption_is_reported_on_s3_moto(tmp_path: Path, nats, moto_end
         assert _stats(svc, "results")["encryption"]["enabled"] is False
 
 
-def test_file_and_folder_of_the_same_name_is_409_on_local(tmp_path: Path, nats) -> None:
+def test_file_and_folder_of_the_same_name_is_409_on_local(tmp_path: Path, nats: NatsServer) -> None:
     # S3 keeps both "a" and "a/b"; a folder per bucket cannot, and says so instead of a 500.
     with Service(local_settings(tmp_path, nats)) as svc:
         c = svc.client

@@ -14,8 +14,7 @@ from storage_service.events import (
     BucketEvent,
 )
 from storage_service.stream import read_after_sync
-from tests.helpers import NatsServer, wait_for
-from tests.test_storage_support import Service, local_settings
+from tests.helpers import NatsServer, Service, local_settings, wait_for
 
 ALL_EVENTS = {"rules": [{"events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]}
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tests.test_storage_support)
 """Bucket rename that is interrupted: it resumes at the next start or rolls back, never loses."""
 
 from __future__ import annotations
@@ -7,16 +6,8 @@ import json
 import os
 from collections.abc import Callable
 
-import pytest
-
 from lakehouse.settings import Settings
-from tests.helpers import wait_for
-from tests.test_storage_support import (  # noqa: F401 - fixtures used by name
-    Service,
-    make_settings,
-)
-
-pytestmark = pytest.mark.s3
+from tests.helpers import Service, wait_for
 
 
 def _fill(svc: Service, bucket: str, n: int) -> dict[str, bytes]:

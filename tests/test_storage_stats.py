@@ -6,22 +6,15 @@ import asyncio
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
 from storage_service.stream import publish_events
-from tests.helpers import NatsServer, wait_for
-from tests.test_storage_support import (
-    Service,
-    boto,
-    s3_settings,
-)
-
-pytestmark = pytest.mark.s3
+from tests.helpers import NatsServer, Service, s3_settings, wait_for
+from tests.s3servers import SeaweedFS
 
 
-def _row(svc: Service, bucket: str) -> dict:
+def _row(svc: Service, bucket: str) -> dict[str, Any]:
     return next(b for b in svc.client.get("/api/buckets").json() if b["name"] == bucket)
 
 
@@ -37,26 +30,26 @@ def _event(name: str, key: str, body: bytes = b"") -> BucketEvent:
     )
 
 
-def test_stats_follow_minio_events_from_other_writers_on_s3_moto(
+def test_stats_follow_minio_events_from_other_writers_on_s3_seaweedfs(
     tmp_path: Path,
     nats: NatsServer,
-    moto_endpoint: str,
+    seaweed_s3: SeaweedFS,
 ) -> None:
     # Re-counting by listing happens once at start; after that only events move the numbers.
-    settings = s3_settings(tmp_path, nats, moto_endpoint, s3_stats_refresh_seconds=3600)
+    settings = s3_settings(tmp_path, nats, seaweed_s3, s3_stats_refresh_seconds=3600)
     with Service(settings) as svc:
         wait_for(lambda: _row(svc, "landing")["stats_complete"], 15, "the first count")
         assert _row(svc, "landing")["objects"] == 0
 
         # Another client writes straight to the store; MinIO would publish this event.
         body = b"id\n1\n2\n"
-        boto(moto_endpoint).put_object(Bucket="landing", Key="ext/a.csv", Body=body)
+        seaweed_s3.client().put_object(Bucket="landing", Key="ext/a.csv", Body=body)
         asyncio.run(publish_events(settings, [_event(OBJECT_CREATED_PUT, "ext/a.csv", body)]))
         row = wait_for(
             lambda: (r := _row(svc, "landing"))["objects"] == 1 and r, 15, "stats from the event"
         )
         assert row["size"] == len(body)
 
-        boto(moto_endpoint).delete_object(Bucket="landing", Key="ext/a.csv")
+        seaweed_s3.client().delete_object(Bucket="landing", Key="ext/a.csv")
         asyncio.run(publish_events(settings, [_event(OBJECT_REMOVED_DELETE, "ext/a.csv")]))
         wait_for(lambda: _row(svc, "landing")["objects"] == 0, 15, "stats after the delete")

@@ -1,4 +1,4 @@
-"""The S3 code path of ingestion, quarantine and reconciliation, against moto's server mode."""
+"""The S3 code path of ingestion, quarantine and reconciliation, on a real S3 server (SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,15 @@ from lakehouse.tables import open_target
 from pipelines.ingestion import ingest_batch
 from pipelines.reconcile import find_unledgered
 from pipelines.routes import parse_routes
-from tests.helpers import NatsServer, csv_bytes, land
-from tests.test_storage_support import s3_settings
-
-pytestmark = pytest.mark.s3
+from tests.helpers import NatsServer, csv_bytes, land, s3_settings
+from tests.s3servers import SeaweedFS
 
 
 @pytest.mark.parametrize("fmt", ["delta", "iceberg"])
-def test_ingest_quarantine_and_reconcile_on_s3_moto(
-    fmt: str, tmp_path: Path, nats: NatsServer, moto_endpoint: str
+def test_ingest_quarantine_and_reconcile_on_s3_seaweedfs(
+    fmt: str, tmp_path: Path, nats: NatsServer, seaweed_s3: SeaweedFS
 ) -> None:
-    settings = s3_settings(tmp_path, nats, moto_endpoint)  # resets moto: an empty store
+    settings = s3_settings(tmp_path, nats, seaweed_s3)  # an empty store
     store = open_object_store(settings)
     for b in ("landing", "lake"):
         store.create_bucket(b)
