@@ -1,4 +1,8 @@
-"""The Object Storage page driven in real headless Chromium (Debian's), against a real service."""
+"""The Object Storage page driven in real headless Chromium (Debian's), against a real service.
+
+Without Playwright (a dev dependency) the module is skipped. With Playwright but without
+Chromium the tests fail: `make browser` (part of `make test`) installs it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (it is in the dev dependency group)"
+)
+
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.helpers import free_port, nats_server, wait_for
 
@@ -27,7 +36,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-API_KEY = "browser-test-key"
+API_KEY = "browser-test-key-0123456789abcdef"
 
 
 class RunningService:
@@ -71,6 +80,8 @@ def _up(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
@@ -96,7 +107,7 @@ def _sign_in(page: Page, key: str = API_KEY) -> None:
     page.click("#login-form button[type=submit]")
 
 
-def _card(page: Page, name: str):  # type: ignore[no-untyped-def]
+def _card(page: Page, name: str) -> Locator:
     return page.locator(f'.card[data-bucket="{name}"]')
 
 
