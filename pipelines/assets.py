@@ -9,17 +9,19 @@ the next reload. That keeps the routes file the only thing to edit, with no per-
 """
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     AssetSpec,
     MetadataValue,
+    TableSchema,
     multi_asset_check,
 )
 
@@ -32,12 +34,16 @@ from pipelines.routes import Route
 
 CHECK_NAME = "no_quarantined_objects"
 
+# The metadata values the table assets, checks and ingestion runs report (Dagster takes these
+# and more).
+Metadata = dict[str, MetadataValue | TableSchema | str | int | float | None]
+
 
 def asset_key(ref: TableRef) -> AssetKey:
     return AssetKey([ref.format, ref.schema, ref.name])
 
 
-def route_metadata(route: Route) -> dict[str, object]:
+def route_metadata(route: Route) -> Metadata:
     return {
         "route": route.name,
         "route_definition": MetadataValue.json(
@@ -115,10 +121,10 @@ def table_assets(tables: dict[TableRef, Route]) -> list[AssetSpec]:
 
 def quarantine_evaluation(
     ref: TableRef, records: list[QuarantineRecord]
-) -> tuple[bool, dict[str, object], str]:
+) -> tuple[bool, Metadata, str]:
     """Passed?, metadata and description of the quarantine check for one table."""
     mine = [r for r in records if r.table == ref.qualified]
-    metadata: dict[str, object] = {
+    metadata: Metadata = {
         "quarantined": len(mine),
         "objects": MetadataValue.json(
             [{"object": r.uri, "kind": r.kind, "reason": r.reason} for r in mine[:100]]
@@ -137,7 +143,7 @@ def check_evaluation(ref: TableRef, records: list[QuarantineRecord]) -> AssetChe
         asset_key=asset_key(ref),
         check_name=CHECK_NAME,
         passed=passed,
-        metadata=metadata,  # type: ignore[arg-type]
+        metadata=metadata,
         severity=AssetCheckSeverity.ERROR,
         description=desc,
     )
@@ -153,7 +159,7 @@ def quarantined_for(
     return out
 
 
-def build_quarantine_checks(tables: dict[TableRef, Route]):  # type: ignore[no-untyped-def]
+def build_quarantine_checks(tables: dict[TableRef, Route]) -> list[AssetChecksDefinition]:
     """An executable check per table (the ingestion runs also report it after every batch)."""
     if not tables:
         return []
@@ -168,7 +174,9 @@ def build_quarantine_checks(tables: dict[TableRef, Route]):  # type: ignore[no-u
     buckets = {route.bucket for route in tables.values()}
 
     @multi_asset_check(specs=specs, name="quarantine_checks", can_subset=True)
-    def quarantine_checks(context: AssetCheckExecutionContext, lakewire: LakewireResource):  # type: ignore[no-untyped-def]
+    def quarantine_checks(
+        context: AssetCheckExecutionContext, lakewire: LakewireResource
+    ) -> Iterator[AssetCheckResult]:
         settings = lakewire.settings()
         records = quarantined_for(settings, lakewire.object_store(), buckets)
         for ref in tables:
@@ -180,7 +188,7 @@ def build_quarantine_checks(tables: dict[TableRef, Route]):  # type: ignore[no-u
                 asset_key=key,
                 check_name=CHECK_NAME,
                 passed=passed,
-                metadata=metadata,  # type: ignore[arg-type]
+                metadata=metadata,
                 description=desc,
             )
 

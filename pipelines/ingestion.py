@@ -208,7 +208,8 @@ def _commit(
         if item.frame is not None:
             item.frame = item.frame.with_columns(cols)
         else:
-            item.lazy = item.lazy.with_columns(cols)  # type: ignore[union-attr]
+            assert item.lazy is not None
+            item.lazy = item.lazy.with_columns(cols)
     table_schema = target.schema()
     while loaded:
         schema, conflicts = target_schema(
@@ -323,6 +324,7 @@ def _partitions(route: Route, loaded: list[_Loaded]) -> list[dict[str, object]]:
         if item.frame is not None:
             values = item.frame.select(cols).unique().to_dicts()
         else:
-            values = item.lazy.select(cols).unique().collect().to_dicts()  # type: ignore[union-attr]
+            assert item.lazy is not None
+            values = item.lazy.select(cols).unique().collect().to_dicts()
         seen.extend(v for v in values if v not in seen)
     return seen

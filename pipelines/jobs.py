@@ -22,7 +22,13 @@ from dagster import (
 )
 
 from lakehouse.tables import SourceVersion, TableRef, open_target
-from pipelines.assets import asset_key, check_evaluation, quarantined_for, route_metadata
+from pipelines.assets import (
+    Metadata,
+    asset_key,
+    check_evaluation,
+    quarantined_for,
+    route_metadata,
+)
 from pipelines.ingestion import IngestReport, ingest_batch
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
@@ -91,7 +97,7 @@ def ingest_objects(
             target_rows = open_target(settings, store, ref).row_count()
         except Exception as exc:  # metadata only; the commit is done
             context.log.warning(f"could not count rows of {ref.qualified}: {exc}")
-        metadata: dict[str, object] = {
+        metadata: Metadata = {
             **route_metadata(route),
             "rows_added": report.rows,
             "row_count": target_rows,
@@ -108,11 +114,12 @@ def ingest_objects(
             AssetMaterialization(
                 asset_key=asset_key(ref),
                 description=f"route {route.name}",
-                metadata={k: v for k, v in metadata.items() if v is not None},  # type: ignore[misc]
+                metadata={k: v for k, v in metadata.items() if v is not None},
             )
         )
     records = quarantined_for(settings, store, {route.bucket})
-    context.log_event(check_evaluation(ref, records))
+    # Dagster's type of log_event's argument leaves out AssetCheckEvaluation, which it logs.
+    context.log_event(check_evaluation(ref, records))  # type: ignore[arg-type]
 
 
 @job(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import ConfigurableResource
 
 from lakehouse.objectstore import LocalObjectStore, S3ObjectStore, open_object_store
@@ -19,7 +21,8 @@ class LakewireResource(ConfigurableResource):
     nats_url: str | None = None
 
     def settings(self) -> Settings:
-        overrides = {
+        # Any: pydantic validates the values (a str data_dir becomes a Path).
+        overrides: dict[str, Any] = {
             k: v for k, v in {"data_dir": self.data_dir, "nats_url": self.nats_url}.items() if v
         }
         return Settings(**overrides)

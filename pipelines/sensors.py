@@ -14,6 +14,7 @@ from collections import defaultdict
 from dagster import (
     DefaultSensorStatus,
     RunRequest,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -113,7 +114,7 @@ def _request(route_name: str, table: str, batch: list[tuple[str, BucketEvent]]) 
     )
 
 
-def build_event_sensor(interval_seconds: int):  # type: ignore[no-untyped-def]
+def build_event_sensor(interval_seconds: int) -> SensorDefinition:
     @sensor(
         name="bucket_events",
         job=ingest_job,
@@ -121,7 +122,9 @@ def build_event_sensor(interval_seconds: int):  # type: ignore[no-untyped-def]
         default_status=DefaultSensorStatus.RUNNING,
         description="Reads bucket notifications from JetStream and requests ingestion runs.",
     )
-    def bucket_events(context: SensorEvaluationContext, lakewire: LakewireResource):  # type: ignore[no-untyped-def]
+    def bucket_events(
+        context: SensorEvaluationContext, lakewire: LakewireResource
+    ) -> SensorResult | SkipReason:
         settings = lakewire.settings()
         cursor = int(context.cursor or 0)
         batch = read_after_sync(
