@@ -12,6 +12,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.datagen import write_csv
@@ -46,7 +47,7 @@ def child(mode: str, data_dir: Path) -> None:
         arrow = pl.DataFrame(schema=schema).to_arrow().schema
         counter = [0]
 
-        def batches():  # type: ignore[no-untyped-def]
+        def batches() -> Iterator[pa.RecordBatch]:
             for df in lazy.collect_batches(chunk_size=settings.ingest_stream_chunk_rows):
                 counter[0] += df.height
                 yield from df.to_arrow().cast(arrow).to_batches()
