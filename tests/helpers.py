@@ -89,7 +89,8 @@ def nats_server(tmp: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Call ``check`` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

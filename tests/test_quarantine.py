@@ -27,20 +27,22 @@ routes:
 """
 
 
-def _setup(tmp_path: Path, settings: Settings, limit: int = 100_000) -> tuple[Settings, object]:
+def _setup(tmp_path: Path, settings: Settings, limit: int = 100_000) -> Settings:
+    """Settings with the test's routes file, and the landing and lake buckets created."""
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES.format(limit=limit))
     settings = settings.model_copy(update={"routes_file": routes})
     store = open_object_store(settings)
     for b in ("landing", "lake"):
         store.create_bucket(b)
-    return settings, store
+    return settings
 
 
 def test_each_bad_kind_is_quarantined_with_its_reason_and_good_files_commit(
     tmp_path: Path, settings: Settings
 ) -> None:
-    settings, store = _setup(tmp_path, settings)
+    settings = _setup(tmp_path, settings)
+    store = open_object_store(settings)
     route = load_routes(settings.routes_file)[0]
     ref = route.table_for("orders/x")
     good1 = land(store, "landing", "orders/good1.csv", csv_bytes(10))
@@ -79,7 +81,8 @@ def test_each_bad_kind_is_quarantined_with_its_reason_and_good_files_commit(
 def test_replay_re_emits_after_a_fix_and_clears_quarantine(
     tmp_path: Path, settings: Settings
 ) -> None:
-    settings, store = _setup(tmp_path, settings, limit=1000)
+    settings = _setup(tmp_path, settings, limit=1000)
+    store = open_object_store(settings)
     route = load_routes(settings.routes_file)[0]
     ref = route.table_for("orders/x")
     huge = land(store, "landing", "orders/huge.csv", csv_bytes(200))
@@ -100,7 +103,8 @@ def test_replay_re_emits_after_a_fix_and_clears_quarantine(
 
 
 def test_replay_cli_quarantined_and_unknown_key(tmp_path: Path, settings: Settings) -> None:
-    settings, store = _setup(tmp_path, settings)
+    settings = _setup(tmp_path, settings)
+    store = open_object_store(settings)
     route = load_routes(settings.routes_file)[0]
     a = land(store, "landing", "orders/a.csv", b"")
     b = land(store, "landing", "orders/b.csv", b'id,amount\n1,"2\n3')

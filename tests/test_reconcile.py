@@ -58,7 +58,7 @@ def test_object_written_without_notification_is_found_and_ingested(env: Any) -> 
     with instance_for_test() as instance:
         ctx = build_sensor_context(instance=instance, resources={"lakewire": LakewireResource()})
         tick = build_event_sensor(5).evaluate_tick(ctx)
-        assert len(tick.run_requests) == 1
+        assert tick.run_requests is not None and len(tick.run_requests) == 1
         rr = tick.run_requests[0]
         run = ingest_job.execute_in_process(
             run_config=rr.run_config, instance=instance, resources={"lakewire": LakewireResource()}

@@ -142,7 +142,8 @@ def test_duplicate_event_reset_cursor_and_rerun_never_double_rows(env: Any) -> N
     assert open_target(settings, store, ref).row_count() == 50
 
     mat = instance.get_latest_materialization_event(AssetKey(["delta", "default", "shop"]))
-    md = mat.asset_materialization.metadata  # type: ignore[union-attr]
+    assert mat is not None and mat.asset_materialization is not None
+    md = mat.asset_materialization.metadata
     assert md["row_count"].value == 50 and md["route"].value == "per_dataset"
     assert "dagster/column_schema" in md and "last_source_objects" in md
 
@@ -173,7 +174,7 @@ def test_bad_object_fails_the_asset_check_and_good_ones_commit(env: Any) -> None
     assert run.success
     assert open_target(settings, store, TableRef("delta", "default", "shop")).row_count() == 4
     checks = [
-        e.dagster_event.event_specific_data  # type: ignore[union-attr]
+        e.dagster_event.event_specific_data
         for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
     ]
     assert len(checks) == 1 and not checks[0].passed

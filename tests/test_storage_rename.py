@@ -6,6 +6,9 @@ import json
 import os
 from collections.abc import Callable
 
+import pytest
+
+from lakehouse.objectstore import ObjectInfo
 from lakehouse.settings import Settings
 from tests.helpers import Service, wait_for
 
@@ -76,7 +79,7 @@ def test_rename_stopped_mid_copy_resumes_at_next_start(
 
 
 def test_rename_stopped_while_deleting_the_source_resumes_without_loss(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings()
     with Service(settings) as svc:
@@ -91,7 +94,7 @@ def test_rename_stopped_while_deleting_the_source_resumes_without_loss(
             if deleted["n"] == 7:
                 renamer._halt.set()
 
-        svc.runtime.store.delete = delete_then_stop  # type: ignore[method-assign]
+        monkeypatch.setattr(svc.runtime.store, "delete", delete_then_stop)
         svc.client.post("/api/buckets/half-gone/rename", json={"new_name": "whole-again"})
         renamer.wait("half-gone")
         state = svc.client.get("/api/buckets/half-gone/rename").json()
@@ -107,7 +110,7 @@ def test_rename_stopped_while_deleting_the_source_resumes_without_loss(
 
 
 def test_failed_copy_rolls_back_and_keeps_the_source(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Service(make_settings()) as svc:
         bodies = _fill(svc, "fragile", 12)
@@ -115,13 +118,13 @@ def test_failed_copy_rolls_back_and_keeps_the_source(
         original_copy = store.copy_object
         copies = {"n": 0}
 
-        def failing_copy(bucket: str, key: str, dst: str) -> None:
+        def failing_copy(bucket: str, key: str, dst_bucket: str) -> ObjectInfo:
             copies["n"] += 1
             if copies["n"] == 6:
                 raise OSError("disk full")
-            original_copy(bucket, key, dst)
+            return original_copy(bucket, key, dst_bucket)
 
-        store.copy_object = failing_copy  # type: ignore[method-assign]
+        monkeypatch.setattr(store, "copy_object", failing_copy)
         resp = svc.client.post("/api/buckets/fragile/rename?wait=true", json={"new_name": "sturdy"})
         assert resp.status_code == 409
         assert "disk full" in resp.json()["detail"]
@@ -131,7 +134,7 @@ def test_failed_copy_rolls_back_and_keeps_the_source(
         assert "sturdy" not in names and "fragile" in names
         assert _contents(svc, "fragile", list(bodies)) == bodies
         # The bucket is usable again, and a second attempt succeeds.
-        store.copy_object = original_copy  # type: ignore[method-assign]
+        monkeypatch.setattr(store, "copy_object", original_copy)
         assert (
             svc.client.put("/api/buckets/fragile/objects/new.bin", content=b"n").status_code == 201
         )
