@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
+from lakehouse.objectstore import ObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tables import SOURCE_URI, SourceVersion, TableRef, WriteSpec, polars_schema
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pyiceberg is imported only where used: it costs seconds at 
 LEDGER_PROPERTY = "lakewire.ledger"
 
 
-def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Catalog:
+def catalog(settings: Settings, store: ObjectStore) -> Catalog:
     """The REST catalog when ``iceberg_rest_uri`` is set (platform), else the SQLite one."""
     props: dict[str, str] = {"warehouse": store.url(settings.lake_bucket, "iceberg")}
     if isinstance(store, S3ObjectStore):
@@ -54,9 +54,7 @@ def catalog(settings: Settings, store: LocalObjectStore | S3ObjectStore) -> Cata
     return SqlCatalog("lakewire", uri=settings.iceberg_catalog_uri, **props)
 
 
-def load_table(
-    settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
-) -> Table | None:
+def load_table(settings: Settings, store: ObjectStore, ref: TableRef) -> Table | None:
     from pyiceberg.exceptions import NoSuchTableError
 
     try:
@@ -71,9 +69,7 @@ def _summary_ledger(snapshot: Snapshot) -> dict[str, int]:
 
 
 class IcebergTarget:
-    def __init__(
-        self, settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
-    ) -> None:
+    def __init__(self, settings: Settings, store: ObjectStore, ref: TableRef) -> None:
         self.settings = settings
         self.store = store
         self.ref = ref

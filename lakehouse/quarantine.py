@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.objectstore import LocalObjectStore, ObjectNotFound, S3ObjectStore
+from lakehouse.objectstore import ObjectNotFound, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion
 
@@ -54,7 +54,7 @@ def quarantine_key(settings: Settings, key: str) -> str:
 
 def quarantine_object(
     settings: Settings,
-    store: LocalObjectStore | S3ObjectStore,
+    store: ObjectStore,
     src: SourceVersion,
     *,
     kind: str,
@@ -99,9 +99,7 @@ def quarantine_object(
     return record
 
 
-def list_quarantined(
-    settings: Settings, store: LocalObjectStore | S3ObjectStore, bucket: str
-) -> list[QuarantineRecord]:
+def list_quarantined(settings: Settings, store: ObjectStore, bucket: str) -> list[QuarantineRecord]:
     out = []
     for info in store.iter_objects(bucket, settings.quarantine_prefix):
         if not info.key.endswith(REASON_SUFFIX):
@@ -115,7 +113,7 @@ def list_quarantined(
 
 
 def find_quarantined(
-    settings: Settings, store: LocalObjectStore | S3ObjectStore, bucket: str, key: str
+    settings: Settings, store: ObjectStore, bucket: str, key: str
 ) -> QuarantineRecord | None:
     try:
         data = store.get_bytes(bucket, quarantine_key(settings, key) + REASON_SUFFIX)
@@ -124,9 +122,7 @@ def find_quarantined(
     return QuarantineRecord(**json.loads(data))
 
 
-def release(
-    settings: Settings, store: LocalObjectStore | S3ObjectStore, bucket: str, key: str
-) -> None:
+def release(settings: Settings, store: ObjectStore, bucket: str, key: str) -> None:
     """Remove an object's quarantine entry (after a replay re-drives it)."""
     qkey = quarantine_key(settings, key)
     for k in (qkey + REASON_SUFFIX, qkey):

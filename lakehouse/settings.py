@@ -13,8 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_API_KEY_CHARS = 24
 
 
 class Settings(BaseSettings):
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LAKEWIRE_",
         extra="ignore",
+        hide_input_in_errors=True,  # a refused credential must not be echoed into logs
         secrets_dir=os.environ.get("LAKEWIRE_SECRETS_DIR") or None,
     )
 
@@ -45,6 +48,17 @@ class Settings(BaseSettings):
         default=8 * 1024**2,
         description="Uploads larger than this go up in parts of this size (multipart on S3), "
         "so the service never holds a whole body in memory.",
+    )
+    max_concurrent_uploads: int = Field(
+        default=32,
+        ge=1,
+        description="Uploads the service streams at once; more get 503 with Retry-After (as S3 "
+        "answers SlowDown), so memory and file descriptors stay bounded.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The service's address as clients reach it; presigned links are built on "
+        "it, never on a request's Host header. Unset means http://<host>:<storage_port>.",
     )
     s3_notification_arn: str = Field(
         default="arn:minio:sqs::_:nats",
@@ -72,7 +86,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     storage_port: int = 9400
     dagster_port: int = 3000
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The admin API key; unset means one generated on first start. At least 24 "
+        "characters, so it cannot be guessed.",
+    )
 
     # --- ingestion ------------------------------------------------------------------------
     sensor_interval_seconds: int = Field(
@@ -120,6 +138,16 @@ class Settings(BaseSettings):
         "platform init); unset means the warehouse URL s3://<lake>/iceberg.",
     )
 
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_API_KEY_CHARS:
+            raise ValueError(
+                f"LAKEWIRE_API_KEY must be at least {MIN_API_KEY_CHARS} characters "
+                "(leave it unset to have one generated)"
+            )
+        return value
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
@@ -149,6 +177,10 @@ class Settings(BaseSettings):
     @property
     def storage_url(self) -> str:
         return f"http://{self.host}:{self.storage_port}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or self.storage_url).rstrip("/")
 
     @property
     def dagster_url(self) -> str:

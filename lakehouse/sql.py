@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.delta import open_table
-from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
+from lakehouse.objectstore import ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef, delta_table_uri, table_format
 
@@ -38,7 +38,7 @@ class QueryResult:
 
 
 class SqlEngine:
-    def __init__(self, settings: Settings, store: LocalObjectStore | S3ObjectStore) -> None:
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings = settings
         self.store = store
         self.con = duckdb.connect()

@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 import polars as pl
 import pyarrow as pa
 
-from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
+from lakehouse.objectstore import ObjectStore
 from lakehouse.settings import Settings
 
 # The lineage columns every ingested row carries (docs/routes.md). Deleting a removed object's
@@ -103,9 +103,7 @@ class TableRef:
         return f"{self.format}.{self.schema}.{self.name}"
 
 
-def delta_table_uri(
-    settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
-) -> str:
+def delta_table_uri(settings: Settings, store: ObjectStore, ref: TableRef) -> str:
     return store.url(settings.lake_bucket, f"{ref.schema}/{ref.name}")
 
 
@@ -170,9 +168,7 @@ def pending_sources(target: TableTarget, sources: Iterable[SourceVersion]) -> li
     return out
 
 
-def open_target(
-    settings: Settings, store: LocalObjectStore | S3ObjectStore, ref: TableRef
-) -> TableTarget:
+def open_target(settings: Settings, store: ObjectStore, ref: TableRef) -> TableTarget:
     if ref.format == "delta":
         from lakehouse.delta import DeltaTarget
 

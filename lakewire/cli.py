@@ -16,7 +16,6 @@ from rich.table import Table
 from lakehouse.objectstore import StorageError, open_object_store
 from lakehouse.settings import Settings
 from lakewire import supervisor
-from storage_service.watcher import file_md5
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(soft_wrap=True)  # a line a script parses must not be folded
@@ -123,9 +122,8 @@ def put(
         info = store.put(bucket, key, file)
     except StorageError as exc:
         raise _fail(str(exc)) from None
-    # The etag users see everywhere else (API, events, ledger) is the content MD5, as on S3.
-    etag = file_md5(file) if store.kind == "local" else info.etag
-    console.print(f"put {bucket}/{info.key} ({info.size} bytes, etag {etag})", highlight=False)
+    # The store's etag is the one users see everywhere else (API, events, ledger).
+    console.print(f"put {bucket}/{info.key} ({info.size} bytes, etag {info.etag})", highlight=False)
 
 
 @app.command()

@@ -25,7 +25,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from lakehouse.objectstore import LocalObjectStore, S3ObjectStore
+from lakehouse.objectstore import ObjectStore
 from lakehouse.quarantine import QuarantineRecord, list_quarantined
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
@@ -59,7 +59,7 @@ def _pattern(route: Route) -> re.Pattern[str]:
 
 def existing_tables(
     settings: Settings,
-    store: LocalObjectStore | S3ObjectStore,
+    store: ObjectStore,
     formats: Collection[str] = ("delta", "iceberg"),
 ) -> list[TableRef]:
     """Delta tables under the lake bucket and Iceberg tables in the catalog, as they are now.
@@ -150,7 +150,7 @@ def check_evaluation(ref: TableRef, records: list[QuarantineRecord]) -> AssetChe
 
 
 def quarantined_for(
-    settings: Settings, store: LocalObjectStore | S3ObjectStore, buckets: set[str]
+    settings: Settings, store: ObjectStore, buckets: set[str]
 ) -> list[QuarantineRecord]:
     out: list[QuarantineRecord] = []
     for bucket in sorted(buckets):

@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse.formats import BadObject, detect_format, fit, read_frame, scan_frame, target_schema
-from lakehouse.objectstore import LocalObjectStore, ObjectNotFound, S3ObjectStore
+from lakehouse.objectstore import ObjectNotFound, ObjectStore
 from lakehouse.quarantine import QuarantineRecord, quarantine_object
 from lakehouse.settings import Settings
 from lakehouse.tables import (
@@ -35,9 +35,8 @@ from lakehouse.tables import (
     pending_sources,
 )
 from pipelines.routes import Route
-from storage_service.watcher import file_md5
 
-Store = LocalObjectStore | S3ObjectStore
+Store = ObjectStore
 
 
 @dataclass
@@ -137,7 +136,8 @@ def _load(
         info = store.head(src.bucket, src.key)
     except ObjectNotFound:
         return None
-    if isinstance(store, S3ObjectStore) and info.etag and src.etag and info.etag != src.etag:
+    # The store's etag is the content MD5 on both backends (stamped locally: no re-hash).
+    if info.etag and src.etag and info.etag != src.etag:
         return None  # overwritten since the event; the newer version has its own event
     limit = route.max_object_bytes or settings.ingest_max_object_bytes
     if info.size > limit:
@@ -146,10 +146,9 @@ def _load(
     if info.size == 0:
         raise BadObject("empty", "the object has no content")
     if info.size >= settings.ingest_stream_threshold_bytes:
-        if isinstance(store, LocalObjectStore):
-            path = store.local_path(src.bucket, src.key)
-            if src.etag and file_md5(path) != src.etag:
-                return None  # rewritten since the event (a second read, cheap next to parsing)
+        local = store.local_file(src.bucket, src.key)
+        if local is not None:
+            path = local  # polars reads the file itself; the etag was checked just above
         else:
             path = tmp / hashlib.sha256(src.uri.encode()).hexdigest()
             with path.open("wb") as fh:
@@ -157,15 +156,11 @@ def _load(
                     fh.write(chunk)
         return _Loaded(src, lazy=scan_frame(path, fmt, route.csv, route.dtypes))
     try:
-        data = store.get_bytes(src.bucket, src.key)
+        # Bytes and etag of one version: an overwrite since the head above is caught here.
+        info, data = store.get(src.bucket, src.key)
     except ObjectNotFound:
         return None
-    # Local etags are content MD5s (the watcher computes them): the same check as S3's.
-    if (
-        isinstance(store, LocalObjectStore)
-        and src.etag
-        and hashlib.md5(data, usedforsecurity=False).hexdigest() != src.etag
-    ):
+    if src.etag and info.etag and info.etag != src.etag:
         return None
     return _Loaded(src, frame=read_frame(data, fmt, route.csv, route.dtypes))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lakehouse.objectstore import LocalObjectStore, ObjectInfo, ObjectNotFound, S3ObjectStore
+from lakehouse.objectstore import ObjectInfo, ObjectNotFound, ObjectStore
 from lakehouse.quarantine import (
     find_quarantined,
     is_quarantine_key,
@@ -32,9 +32,8 @@ from lakehouse.tables import SourceVersion, TableRef, open_target, pending_sourc
 from pipelines.routes import Route, route_for, settings_routes
 from storage_service.events import OBJECT_CREATED_PUT, BucketEvent, sequencer_for
 from storage_service.stream import publish_events
-from storage_service.watcher import file_md5
 
-Store = LocalObjectStore | S3ObjectStore
+Store = ObjectStore
 WILDCARD_RE = re.compile(r"[*?\[]")
 
 
@@ -61,10 +60,7 @@ class ReconcileResult:
 
 def object_event(store: Store, bucket: str, info: ObjectInfo, agent: str) -> BucketEvent:
     """The created event a store would have sent for this object as it is now."""
-    if isinstance(store, LocalObjectStore):
-        etag = file_md5(store.local_path(bucket, info.key))  # the watcher's etag: content MD5
-    else:
-        etag = info.etag
+    etag = info.etag  # the store's etag: content MD5 on both backends
     ns = int(info.last_modified.timestamp() * 1_000_000) * 1000
     return BucketEvent(
         event_name=OBJECT_CREATED_PUT,

@@ -6,7 +6,7 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from lakehouse.objectstore import LocalObjectStore, S3ObjectStore, open_object_store
+from lakehouse.objectstore import ObjectStore, open_object_store
 from lakehouse.settings import Settings
 
 
@@ -27,5 +27,5 @@ class LakewireResource(ConfigurableResource):
         }
         return Settings(**overrides)
 
-    def object_store(self) -> LocalObjectStore | S3ObjectStore:
+    def object_store(self) -> ObjectStore:
         return open_object_store(self.settings())

@@ -7,13 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from lakehouse.objectstore import (
-    BucketNotFound,
-    LocalObjectStore,
-    S3ObjectStore,
-    Unsupported,
-    validate_key,
-)
+from lakehouse.objectstore import BucketNotFound, Unsupported, validate_key
 from storage_service.access import Runtime, require_key
 from storage_service.notifications import MINIO_NATS_ARN, BucketNotifications
 
@@ -40,11 +34,6 @@ class VersionRestore(BaseModel):
 def _require_bucket(rt: Runtime, name: str) -> None:
     if not rt.store.bucket_exists(name):
         raise BucketNotFound(f"bucket '{name}' does not exist")
-
-
-def _not_renaming(rt: Runtime, name: str) -> None:
-    if rt.renamer.busy(name):
-        raise HTTPException(409, detail=f"bucket '{name}' is being renamed; try again when done")
 
 
 @router.get("/summary")
@@ -80,8 +69,10 @@ def get_bucket(name: str, rt: Runtime) -> dict[str, Any]:
 
 @router.post("/buckets", status_code=201)
 def create_bucket(body: BucketCreate, rt: Runtime) -> dict[str, str]:
-    rt.store.create_bucket(body.name)
-    rt.catalog.created(body.name)
+    # Held for the create: a name a rename has reserved (or a delete holds) is not free.
+    with rt.gate.alone("being created", body.name):
+        rt.store.create_bucket(body.name)
+        rt.catalog.created(body.name)
     return {"name": body.name}
 
 
@@ -93,13 +84,11 @@ def delete_bucket(
 ) -> Response:
     if confirm != name:
         raise HTTPException(400, detail="to delete a bucket, pass confirm=<the bucket's name>")
-    _not_renaming(rt, name)
-    rt.store.delete_bucket(name)
-    rt.catalog.dropped(name)
-    if isinstance(rt.store, S3ObjectStore):
-        rt.notifications.drop(name)
-        rt.index.drop_bucket(name)
-    # Locally the watcher announces every removal under the bucket's rules, then drops them.
+    # Refused (409) while writes into the bucket are in flight or a rename holds it; while the
+    # delete runs, new writes are refused, so no acknowledged object outlives its bucket.
+    with rt.gate.alone("being deleted", name):
+        rt.store.delete_bucket(name)
+        rt.catalog.bucket_deleted(name)
     return Response(status_code=204)
 
 
@@ -178,9 +167,9 @@ def list_versions(name: str, rt: Runtime, key: str = Query(...)) -> dict[str, An
 @router.post("/buckets/{name}/versions/restore")
 def restore_version(name: str, body: VersionRestore, rt: Runtime) -> dict[str, Any]:
     validate_key(body.key)
-    _not_renaming(rt, name)
     try:
-        info = rt.store.restore_version(name, body.key, body.version_id)
+        with rt.gate.writing(name):
+            info = rt.store.restore_version(name, body.key, body.version_id)
     except Unsupported as exc:
         return _unsupported(exc)
     rt.catalog.record_write(name, body.key, info.size, info.etag)
@@ -190,9 +179,9 @@ def restore_version(name: str, body: VersionRestore, rt: Runtime) -> dict[str, A
 # -- notification rules (the model of `mc event add`) -------------------------------------------
 def _target(rt: Runtime, name: str) -> str:
     """Where the bucket's events go: the JetStream subject, or the S3 queue ARN."""
-    if isinstance(rt.store, LocalObjectStore):
-        return f"nats:{rt.settings.subject_prefix}.{name}"
-    return rt.settings.s3_notification_arn
+    if rt.store.native_events:
+        return rt.settings.s3_notification_arn
+    return f"nats:{rt.settings.subject_prefix}.{name}"
 
 
 @router.get("/buckets/{name}/notifications")
@@ -208,7 +197,7 @@ def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> dict
     try:
         rt.catalog.set_notification_config(name, body)
     except Exception as exc:
-        if isinstance(rt.store, LocalObjectStore):
+        if not rt.store.native_events:
             raise
         hint = (
             " (MinIO's NATS target must be configured on the server: MINIO_NOTIFY_NATS_*)"

@@ -7,19 +7,19 @@ on S3) and a download is sent as the store yields it, so a 256 MB object never s
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import mimetypes
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Literal
+from typing import Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from lakehouse.objectstore import LocalObjectStore, ObjectInfo, validate_key
+from lakehouse.objectstore import ObjectInfo, validate_key
 from storage_service.access import Runtime, require_key
 from storage_service.events import OBJECT_CREATED_PUT
 from storage_service.http_ranges import parse_range
@@ -30,14 +30,43 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
 presigned_router = APIRouter(include_in_schema=False)
 
 OBJECT_PATH = "/buckets/{name}/objects/{key:path}"
-COALESCE_BYTES = 1024**2
-DOWNLOAD_CHUNK_BYTES = 1024**2
+# S3 asks a client to back off with 503 SlowDown and a delay; so do we when uploads are full.
+RETRY_AFTER_SECONDS = 1
 
 
 class PresignRequest(BaseModel):
     key: str
     method: Literal["GET", "PUT"] = "GET"
     expires_in: int = 3600
+
+
+class ObjectView(BaseModel):
+    key: str
+    size: int
+    last_modified: str
+    etag: str
+    content_type: str
+
+
+class ObjectPage(BaseModel):
+    bucket: str
+    prefix: str
+    folders: list[str]
+    objects: list[ObjectView]
+    next_cursor: str | None
+
+
+class Uploaded(BaseModel):
+    bucket: str
+    key: str
+    size: int
+    etag: str
+
+
+class Presigned(BaseModel):
+    url: str
+    method: str
+    expires_at: str
 
 
 class TooLarge(Exception):
@@ -48,29 +77,14 @@ def content_type_for(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
-def _etag(rt: ServiceRuntime, bucket: str, info: ObjectInfo) -> str:
-    """Local backend: the MD5 the events carry, so a user sees one etag per object."""
-    if isinstance(rt.store, LocalObjectStore):
-        try:
-            return rt.local_etag(bucket, info.key)
-        except FileNotFoundError:
-            return info.etag
-    return info.etag
-
-
-def _object_json(rt: ServiceRuntime, bucket: str, info: ObjectInfo) -> dict[str, Any]:
-    return {
-        "key": info.key,
-        "size": info.size,
-        "last_modified": info.last_modified.isoformat(),
-        "etag": _etag(rt, bucket, info),
-        "content_type": content_type_for(info.key),
-    }
-
-
-def _not_renaming(rt: ServiceRuntime, name: str) -> None:
-    if rt.renamer.busy(name):
-        raise HTTPException(409, detail=f"bucket '{name}' is being renamed; try again when done")
+def _object_view(info: ObjectInfo) -> ObjectView:
+    return ObjectView(
+        key=info.key,
+        size=info.size,
+        last_modified=info.last_modified.isoformat(),
+        etag=info.etag,
+        content_type=content_type_for(info.key),
+    )
 
 
 @router.get("/buckets/{name}/objects")
@@ -81,139 +95,125 @@ def list_objects(
     delimiter: str | None = "/",
     cursor: str | None = None,
     limit: int = Query(200, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> ObjectPage:
     page = rt.store.list_page(
         name, prefix=prefix, delimiter=delimiter or None, cursor=cursor or None, limit=limit
     )
-    return {
-        "bucket": name,
-        "prefix": prefix,
-        "folders": page.folders,
-        "objects": [_object_json(rt, name, o) for o in page.objects],
-        "next_cursor": page.next_cursor,
-    }
+    return ObjectPage(
+        bucket=name,
+        prefix=prefix,
+        folders=page.folders,
+        objects=[_object_view(o) for o in page.objects],
+        next_cursor=page.next_cursor,
+    )
 
 
 # -- upload ------------------------------------------------------------------------------------
-async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> dict[str, Any]:
-    """Stream the request body into the store; the size limit is enforced while streaming."""
+async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> Uploaded:
+    """Stream the request body into the store; the size limit is enforced while streaming.
+
+    The upload holds its bucket's gate for its whole length, so the bucket cannot be deleted
+    or renamed under it, and one of a bounded number of upload slots.
+    """
     validate_key(key)
-    _not_renaming(rt, name)
     limit = rt.settings.max_object_bytes
     too_large = f"object is larger than the {limit}-byte limit"
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, detail=too_large)
-    if not await asyncio.to_thread(rt.store.bucket_exists, name):
-        raise HTTPException(404, detail=f"bucket '{name}' does not exist")
-    local = isinstance(rt.store, LocalObjectStore)
-    md5 = hashlib.md5(usedforsecurity=False) if local else None
-    total = 0
-
-    async def body() -> AsyncIterator[bytes]:
-        # The server hands us ~64 KiB pieces; the store is faster fed 1 MiB at a time.
-        nonlocal total
-        parts: list[bytes] = []
-        pending = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise TooLarge()
-            parts.append(chunk)
-            pending += len(chunk)
-            if pending >= COALESCE_BYTES:
-                yield await digest(b"".join(parts))
-                parts.clear()
-                pending = 0
-        if parts or total == 0:
-            yield await digest(b"".join(parts))
-
-    async def digest(block: bytes) -> bytes:
-        # hashlib drops the GIL on large buffers: hashing on a worker thread keeps the event
-        # loop free to read the next piece of the body meanwhile.
-        if md5 is not None:
-            await asyncio.to_thread(md5.update, block)
-        return block
-
-    if rt.watcher is not None:
-        rt.watcher.hint_start(name, key, OBJECT_CREATED_PUT)
-    try:
-        result = await rt.store.put_stream_async(
-            name,
-            key,
-            body(),
-            content_type=request.headers.get("content-type"),
-            part_size=rt.settings.upload_part_bytes,
+    if rt.uploads.locked():
+        raise HTTPException(
+            503,
+            detail=f"{rt.settings.max_concurrent_uploads} uploads are in flight; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    except BaseException as exc:
-        if rt.watcher is not None:
-            rt.watcher.hint_cancel(name, key)
-        if isinstance(exc, TooLarge):
-            raise HTTPException(413, detail=too_large) from exc
-        if isinstance(exc, ClientDisconnect):
-            raise HTTPException(400, detail="upload interrupted; nothing was stored") from exc
-        raise
-    if local:
-        assert md5 is not None and isinstance(rt.store, LocalObjectStore)
-        etag = md5.hexdigest()
-        try:
-            st = rt.store.local_path(name, key).stat()
+    async with rt.uploads:
+        with rt.gate.writing(name):
+            if not await asyncio.to_thread(rt.store.bucket_exists, name):
+                raise HTTPException(404, detail=f"bucket '{name}' does not exist")
+            total = 0
+
+            async def body() -> AsyncIterator[bytes]:
+                nonlocal total
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > limit:
+                        raise TooLarge()
+                    if chunk:
+                        yield chunk
+
             if rt.watcher is not None:
-                rt.watcher.hint_done(name, key, st.st_size, st.st_mtime_ns, etag)
-        except FileNotFoundError:  # deleted already by someone else
-            if rt.watcher is not None:
-                rt.watcher.hint_cancel(name, key)
-    else:
-        etag = str(result.get("e_tag") or "").strip('"')
-        rt.catalog.record_write(name, key, total, etag)
-    return {"bucket": name, "key": key, "size": total, "etag": etag}
+                rt.watcher.hint_start(name, key, OBJECT_CREATED_PUT)
+            try:
+                info = await rt.store.put_stream_async(
+                    name,
+                    key,
+                    body(),
+                    content_type=request.headers.get("content-type"),
+                    part_size=rt.settings.upload_part_bytes,
+                )
+            except BaseException as exc:
+                if rt.watcher is not None:
+                    rt.watcher.hint_cancel(name, key)
+                if isinstance(exc, TooLarge):
+                    raise HTTPException(413, detail=too_large) from exc
+                if isinstance(exc, ClientDisconnect):
+                    raise HTTPException(
+                        400, detail="upload interrupted; nothing was stored"
+                    ) from exc
+                raise
+            await asyncio.to_thread(rt.announce_write, name, key, info)
+    return Uploaded(bucket=name, key=key, size=info.size, etag=info.etag)
 
 
-@router.put(OBJECT_PATH, status_code=201)
+@router.put(OBJECT_PATH, status_code=201, response_model=Uploaded)
 async def put_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
     info = await upload(rt, name, key, request)
-    return _json(info, 201, {"ETag": f'"{info["etag"]}"'})
+    return _uploaded(info)
 
 
-def _json(body: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
-    return JSONResponse(body, status_code=status, headers=headers)
+def _uploaded(info: Uploaded) -> Response:
+    return JSONResponse(info.model_dump(), status_code=201, headers={"ETag": f'"{info.etag}"'})
 
 
 # -- download ----------------------------------------------------------------------------------
-def _headers(rt: ServiceRuntime, name: str, info: ObjectInfo) -> dict[str, str]:
+def _headers(info: ObjectInfo) -> dict[str, str]:
     return {
-        "ETag": f'"{_etag(rt, name, info)}"',
+        "ETag": f'"{info.etag}"',
         "Last-Modified": format_datetime(info.last_modified.astimezone(UTC), usegmt=True),
         "Accept-Ranges": "bytes",
     }
 
 
+def content_disposition(key: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact UTF-8 name, so any key downloads by name."""
+    name = key.rsplit("/", 1)[-1]
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 async def download(
     rt: ServiceRuntime, name: str, key: str, request: Request, attachment: bool = False
 ) -> Response:
+    """Headers and body come from one opened version of the object, so an overwrite racing
+    the download can never make the body disagree with ``Content-Length`` or ``ETag``."""
     validate_key(key)
-    info = await asyncio.to_thread(rt.store.head, name, key)
-    headers = await asyncio.to_thread(_headers, rt, name, info)
-    byte_range = parse_range(request.headers.get("range"), info.size)
+    header = request.headers.get("range")
+    reader = await rt.store.open_async(name, key, lambda size: parse_range(header, size))
+    headers = _headers(reader.info)
     status = 200
-    if byte_range is not None:
-        start, end = byte_range
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+    if reader.byte_range is not None:
+        start, end = reader.byte_range
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{reader.info.size}"
         status = 206
-    length = (byte_range[1] - byte_range[0]) if byte_range else info.size
-    headers["Content-Length"] = str(length)
+    headers["Content-Length"] = str(reader.length)
     if attachment:
-        headers["Content-Disposition"] = f'attachment; filename="{key.rsplit("/", 1)[-1]}"'
-    if length == 0:
-        return Response(b"", status_code=status, headers=headers, media_type=content_type_for(key))
-    result = await rt.store.open_async(name, key, byte_range)
-    media_type = (result.attributes or {}).get("Content-Type") or content_type_for(key)
-
-    async def chunks() -> AsyncIterator[memoryview]:
-        async for chunk in result.stream(min_chunk_size=DOWNLOAD_CHUNK_BYTES):
-            yield memoryview(chunk)  # no copy: the server writes from the store's buffer
-
-    return StreamingResponse(chunks(), status_code=status, headers=headers, media_type=media_type)
+        headers["Content-Disposition"] = content_disposition(key)
+    media_type = reader.content_type or content_type_for(key)
+    if reader.length == 0:
+        reader.close()
+        return Response(b"", status_code=status, headers=headers, media_type=media_type)
+    return StreamingResponse(reader, status_code=status, headers=headers, media_type=media_type)
 
 
 @router.get(OBJECT_PATH)
@@ -225,7 +225,7 @@ async def get_object(name: str, key: str, request: Request, rt: Runtime) -> Resp
 def head_object(name: str, key: str, rt: Runtime) -> Response:
     validate_key(key)
     info = rt.store.head(name, key)
-    headers = _headers(rt, name, info)
+    headers = _headers(info)
     headers["Content-Length"] = str(info.size)
     headers["Content-Type"] = content_type_for(key)
     return Response(status_code=200, headers=headers)
@@ -234,16 +234,16 @@ def head_object(name: str, key: str, rt: Runtime) -> Response:
 @router.delete(OBJECT_PATH, status_code=204)
 def delete_object(name: str, key: str, rt: Runtime) -> Response:
     validate_key(key)
-    _not_renaming(rt, name)
-    rt.store.head(name, key)  # a missing object is a clear 404, not a silent success
-    rt.store.delete(name, key)
-    rt.catalog.record_delete(name, key)
+    with rt.gate.writing(name):
+        rt.store.head(name, key)  # a missing object is a clear 404, not a silent success
+        rt.store.delete(name, key)
+        rt.announce_delete(name, key)
     return Response(status_code=204)
 
 
 # -- presigned URLs ----------------------------------------------------------------------------
 @router.post("/buckets/{name}/presign")
-def presign(name: str, body: PresignRequest, request: Request, rt: Runtime) -> dict[str, Any]:
+def presign(name: str, body: PresignRequest, rt: Runtime) -> Presigned:
     validate_key(body.key)
     most = rt.settings.presign_max_seconds
     if not 1 <= body.expires_in <= most:
@@ -252,12 +252,14 @@ def presign(name: str, body: PresignRequest, request: Request, rt: Runtime) -> d
         raise HTTPException(404, detail=f"bucket '{name}' does not exist")
     if body.method == "GET":
         rt.store.head(name, body.key)  # a link to nothing is a 404 now, not a 404 later
-    if isinstance(rt.store, LocalObjectStore):
-        url = rt.signer.sign(str(request.base_url), body.method, name, body.key, body.expires_in)
-    else:
+    if rt.store.signs_urls:
         url = rt.store.presign(name, body.key, body.method, timedelta(seconds=body.expires_in))
+    else:
+        # Built on the configured public address: a request's Host header is the caller's say.
+        base = rt.settings.effective_public_url
+        url = rt.signer.sign(base, body.method, name, body.key, body.expires_in)
     expires_at = datetime.now(tz=UTC) + timedelta(seconds=body.expires_in)
-    return {"url": url, "method": body.method, "expires_at": expires_at.isoformat()}
+    return Presigned(url=url, method=body.method, expires_at=expires_at.isoformat())
 
 
 def _verify(rt: ServiceRuntime, method: str, name: str, key: str, request: Request) -> None:
@@ -286,4 +288,4 @@ async def presigned_put(name: str, key: str, request: Request) -> Response:
     rt: ServiceRuntime = request.app.state.runtime
     _verify(rt, "PUT", name, key, request)
     info = await upload(rt, name, key, request)
-    return _json(info, 201, {"ETag": f'"{info["etag"]}"'})
+    return _uploaded(info)

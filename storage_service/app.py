@@ -22,6 +22,7 @@ from lakehouse.objectstore import (
 from lakehouse.settings import Settings
 from storage_service import api_buckets, api_objects
 from storage_service.access import Runtime
+from storage_service.gate import BucketBusy
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
 
@@ -36,6 +37,7 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (BucketExists, 409),
     (KeyConflict, 409),
     (RenameConflict, 409),
+    (BucketBusy, 409),
     (StorageError, 400),
 ]
 
@@ -58,7 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
         status = next(code for kind, code in ERROR_STATUS if isinstance(exc, kind))
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        headers = {}
+        if isinstance(exc, InvalidRange):  # RFC 9110: a 416 names the object's length
+            headers["Content-Range"] = f"bytes */{exc.size}"
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(rt: Runtime) -> dict[str, object]:

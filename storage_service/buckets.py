@@ -17,12 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lakehouse.objectstore import (
-    BucketExists,
-    Encryption,
-    LocalObjectStore,
-    S3ObjectStore,
-)
+from lakehouse.objectstore import BucketExists, Encryption, ObjectStore
 from lakehouse.settings import Settings
 from storage_service.events import BucketEvent
 from storage_service.index import IndexedObject, ObjectIndex
@@ -83,7 +78,7 @@ class BucketCatalog:
     def __init__(
         self,
         settings: Settings,
-        store: LocalObjectStore | S3ObjectStore,
+        store: ObjectStore,
         index: ObjectIndex,
         notifications: NotificationStore,
     ) -> None:
@@ -126,16 +121,25 @@ class BucketCatalog:
             self._props.pop(bucket, None)
             self._counted.discard(bucket)
 
+    def bucket_deleted(self, bucket: str) -> None:
+        """Forget a deleted bucket. Without native events the watcher still has to announce
+        its removals under its rules, and drops rules and index rows itself once it has."""
+        self.dropped(bucket)
+        if self.store.native_events:
+            self.notifications.drop(bucket)
+            self.index.drop_bucket(bucket)
+
     # -- notifications ---------------------------------------------------------------------------
     def notification_config(self, bucket: str) -> BucketNotifications:
-        if isinstance(self.store, S3ObjectStore):
+        if self.store.native_events:
             arn = self.settings.s3_notification_arn
             return queues_to_rules(self.store.get_notification_queues(bucket), arn)
         return self.notifications.get(bucket)
 
     def set_notification_config(self, bucket: str, config: BucketNotifications) -> None:
-        """On S3 the backend must accept the rules first, so a rejection changes nothing."""
-        if isinstance(self.store, S3ObjectStore):
+        """A backend with native events must accept the rules first: a rejection changes
+        nothing."""
+        if self.store.native_events:
             arn = self.settings.s3_notification_arn
             self.store.put_notification_queues(bucket, rules_to_queues(config, arn))
         self.notifications.set(bucket, config)
@@ -153,13 +157,14 @@ class BucketCatalog:
             self._counted.add(bucket)
 
     def record_write(self, bucket: str, key: str, size: int, etag: str) -> None:
-        """S3 only: the service's own write updates the stats at once, without a listing."""
-        if isinstance(self.store, S3ObjectStore):
+        """The service's own write updates the stats at once, without a listing (locally the
+        watcher is told through ``announce_write`` instead)."""
+        if self.store.native_events:
             obj = IndexedObject(size, time.time_ns(), etag)
             self.index.apply([(bucket, key, obj)], [])
 
     def record_delete(self, bucket: str, key: str) -> None:
-        if isinstance(self.store, S3ObjectStore):
+        if self.store.native_events:
             self.index.apply([], [(bucket, key)])
 
     def apply_events(self, events: list[BucketEvent]) -> None:
@@ -167,7 +172,7 @@ class BucketCatalog:
 
         Locally the watcher owns the index (it compares file mtimes with it), so never there.
         """
-        if not isinstance(self.store, S3ObjectStore):
+        if not self.store.native_events:
             return
         upserts = [
             (e.bucket, e.key, IndexedObject(e.size, int(e.event_time.timestamp() * 1e9), e.etag))
@@ -179,7 +184,7 @@ class BucketCatalog:
 
     def describe(self, bucket: str, created: datetime | None = None) -> dict[str, Any]:
         counted = True
-        if isinstance(self.store, S3ObjectStore):
+        if self.store.native_events:
             with self._lock:
                 counted = bucket in self._counted
         stats = self.index.stats(bucket)
@@ -221,7 +226,7 @@ class BucketCatalog:
                 if not self.store.bucket_exists(name):
                     self.store.create_bucket(name)
                     created = True
-            if created and isinstance(self.store, S3ObjectStore):
+            if created and self.store.native_events:
                 default = self.notifications.defaults.get(name)
                 if default is not None:
                     try:

@@ -26,10 +26,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first:  # suffix: the last N bytes
         n = int(last)
         if n == 0 or size == 0:
-            raise InvalidRange(f"range {header!r} is empty for an object of {size} bytes")
+            raise InvalidRange(f"range {header!r} is empty for an object of {size} bytes", size)
         return max(size - n, 0), size
     start = int(first)
     end = size if not last else min(int(last) + 1, size)
     if start >= size or (last and int(last) < start):
-        raise InvalidRange(f"range {header!r} is outside an object of {size} bytes")
+        raise InvalidRange(f"range {header!r} is outside an object of {size} bytes", size)
     return start, end

@@ -9,7 +9,6 @@ after its copy in the target is confirmed, so no step ever loses one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -24,13 +23,14 @@ from pydantic import BaseModel
 from lakehouse.objectstore import (
     BucketExists,
     BucketNotFound,
-    LocalObjectStore,
+    ObjectInfo,
     ObjectNotFound,
-    S3ObjectStore,
+    ObjectStore,
     StorageError,
     validate_bucket_name,
 )
 from storage_service.buckets import BucketCatalog
+from storage_service.gate import BucketGate
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +63,26 @@ class RenameState(BaseModel):
     finished_at: str | None = None
 
 
-# Called before a copy lands (so the watcher can announce it as a Copy), and after.
-CopyHook = Callable[[str, str], None]
+# Called before a copy lands (so the watcher can announce it as a Copy), and after, with the
+# facts the store returned for the copy.
+BeforeCopy = Callable[[str, str], None]
+AfterCopy = Callable[[str, str, ObjectInfo], None]
 
 
 class Renamer:
     def __init__(
         self,
         path: Path,
-        store: LocalObjectStore | S3ObjectStore,
+        store: ObjectStore,
         catalog: BucketCatalog,
-        before_copy: CopyHook | None = None,
-        after_copy: CopyHook | None = None,
+        gate: BucketGate,
+        before_copy: BeforeCopy | None = None,
+        after_copy: AfterCopy | None = None,
     ) -> None:
         self.path = path
         self.store = store
         self.catalog = catalog
+        self.gate = gate
         self.before_copy = before_copy
         self.after_copy = after_copy
         self._lock = threading.Lock()
@@ -88,6 +92,9 @@ class Renamer:
         if path.exists():
             raw = json.loads(path.read_text())
             self._states = {k: RenameState.model_validate(v) for k, v in raw.items()}
+        for state in self._states.values():  # an unfinished rename still holds both names
+            if state.phase in ACTIVE_PHASES:
+                self.gate.claim(self._reason(state), state.source, state.target)
         self._last_persist = 0.0
         self._halt = threading.Event()
 
@@ -118,22 +125,31 @@ class Renamer:
             )
 
     # -- starting --------------------------------------------------------------------------------
+    @staticmethod
+    def _reason(state: RenameState) -> str:
+        return f"being renamed ('{state.source}' -> '{state.target}')"
+
     def start(self, source: str, target: str) -> RenameState:
+        """Check and claim both names in one step, so two renames (or a rename and a create,
+        delete or upload) can never both be accepted for the same bucket."""
         validate_bucket_name(target)
         if source == target:
             raise RenameConflict("the new name is the same as the current name")
-        if self.busy(source) or self.busy(target):
-            raise RenameConflict(f"bucket '{source}' or '{target}' is already being renamed")
-        if not self.store.bucket_exists(source):
-            raise BucketNotFound(f"bucket '{source}' does not exist")
-        if self.store.bucket_exists(target):
-            raise BucketExists(f"bucket '{target}' already exists")
         state = RenameState(
             source=source, target=target, started_at=datetime.now(tz=UTC).isoformat()
         )
-        with self._lock:
-            self._states[source] = state
-        self._persist()
+        self.gate.claim(self._reason(state), source, target)
+        try:
+            if not self.store.bucket_exists(source):
+                raise BucketNotFound(f"bucket '{source}' does not exist")
+            if self.store.bucket_exists(target):
+                raise BucketExists(f"bucket '{target}' already exists")
+            with self._lock:
+                self._states[source] = state
+            self._persist()
+        except BaseException:
+            self.gate.release(source, target)
+            raise
         self._launch(source)
         return state.model_copy()
 
@@ -182,16 +198,26 @@ class Renamer:
                 self._persist()
         except _Halted:
             self._persist()
+            return  # the next start resumes it, still holding both names
         except Exception as exc:
             log.warning("rename %s -> %s failed: %s", state.source, state.target, exc)
             state.error = str(exc)
             if state.phase in ("copying", "verifying"):
                 self._rollback(state)
             self._persist()
+        if state.phase not in ACTIVE_PHASES:
+            self.gate.release(state.source, state.target)
 
     def _create_target(self, state: RenameState) -> None:
-        if not self.store.bucket_exists(state.target):
-            self.store.create_bucket(state.target)
+        """Create the target; never adopt a bucket this rename did not create."""
+        if not state.created_target:
+            try:
+                self.store.create_bucket(state.target)
+            except BucketExists as exc:
+                raise RenameConflict(
+                    f"bucket '{state.target}' was created outside the service meanwhile; "
+                    "the rename stopped and left both buckets as they are"
+                ) from exc
             self.catalog.created(state.target)
             state.created_target = True
             self._persist()
@@ -210,9 +236,9 @@ class Renamer:
         self._check_halt()
         if self.before_copy:
             self.before_copy(state.target, key)
-        self.store.copy_object(state.source, key, state.target)
+        info = self.store.copy_object(state.source, key, state.target)
         if self.after_copy:
-            self.after_copy(state.target, key)
+            self.after_copy(state.target, key, info)
 
     def _copy_until_verified(self, state: RenameState) -> None:
         """Copy what the target lacks, then compare counts and bytes; repeat if writers raced."""
@@ -252,17 +278,12 @@ class Renamer:
             self._check_halt()
             if not self._same(obj.key, obj.size, state.target):
                 self._copy_one(state, obj.key)  # arrived after verification: move it too
-            with contextlib.suppress(FileNotFoundError):
-                self.store.delete(state.source, obj.key)
+            self.store.delete(state.source, obj.key)
             state.deleted_objects += 1
             self._persist(force=False)
         if self.store.bucket_exists(state.source):
             self.store.delete_bucket(state.source)
-        if isinstance(self.store, S3ObjectStore):
-            # (locally the watcher drops them once the removals went out under them)
-            self.catalog.notifications.drop(state.source)
-            self.catalog.index.drop_bucket(state.source)
-        self.catalog.dropped(state.source)
+        self.catalog.bucket_deleted(state.source)
         self.catalog.forget(state.target)
 
     def _rollback(self, state: RenameState) -> None:
@@ -270,10 +291,7 @@ class Renamer:
         try:
             if state.created_target and self.store.bucket_exists(state.target):
                 self.store.delete_bucket(state.target)
-                if isinstance(self.store, S3ObjectStore):
-                    self.catalog.notifications.drop(state.target)
-                    self.catalog.index.drop_bucket(state.target)
-                self.catalog.dropped(state.target)
+                self.catalog.bucket_deleted(state.target)
             state.phase = "rolled_back"
             state.finished_at = datetime.now(tz=UTC).isoformat()
         except Exception as exc:  # stay resumable rather than pretend

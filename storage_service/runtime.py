@@ -11,18 +11,19 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from lakehouse.objectstore import LocalObjectStore, S3ObjectStore, open_object_store
+from lakehouse.objectstore import LocalObjectStore, ObjectInfo, ObjectStore, open_object_store
 from lakehouse.settings import Settings
 from storage_service.auth import load_or_create_api_key
 from storage_service.buckets import BucketCatalog
 from storage_service.events import OBJECT_CREATED_COPY
+from storage_service.gate import BucketGate
 from storage_service.index import ObjectIndex
 from storage_service.notifications import NotificationStore, default_notifications
 from storage_service.outbox import Outbox, run_publisher
 from storage_service.presign import UrlSigner, load_or_create_signing_key
 from storage_service.renames import Renamer
 from storage_service.stream import read_after
-from storage_service.watcher import DirectoryWatcher, file_md5
+from storage_service.watcher import DirectoryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ServiceRuntime:
     settings: Settings
-    store: LocalObjectStore | S3ObjectStore = field(init=False)
+    store: ObjectStore = field(init=False)
     index: ObjectIndex = field(init=False)
     outbox: Outbox = field(init=False)
     notifications: NotificationStore = field(init=False)
@@ -38,6 +39,8 @@ class ServiceRuntime:
     catalog: BucketCatalog = field(init=False)
     renamer: Renamer = field(init=False)
     signer: UrlSigner = field(init=False)
+    gate: BucketGate = field(init=False)
+    uploads: asyncio.Semaphore = field(init=False)
     watcher: DirectoryWatcher | None = field(init=False, default=None)
     _stop: asyncio.Event | None = field(init=False, default=None)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -54,7 +57,9 @@ class ServiceRuntime:
         self.api_key = load_or_create_api_key(s)
         self.catalog = BucketCatalog(s, self.store, self.index, self.notifications)
         self.signer = UrlSigner(load_or_create_signing_key(s))
-        if isinstance(self.store, LocalObjectStore):
+        self.gate = BucketGate()
+        self.uploads = asyncio.Semaphore(s.max_concurrent_uploads)
+        if isinstance(self.store, LocalObjectStore):  # composition: the watcher needs the folder
             self.watcher = DirectoryWatcher(
                 self.settings, self.store, self.index, self.outbox, self.notifications
             )
@@ -62,6 +67,7 @@ class ServiceRuntime:
             s.state_dir / "renames.json",
             self.store,
             self.catalog,
+            self.gate,
             before_copy=self._before_copy,
             after_copy=self._after_copy,
         )
@@ -74,24 +80,21 @@ class ServiceRuntime:
         if self.watcher is not None:
             self.watcher.hint_start(bucket, key, OBJECT_CREATED_COPY)
 
-    def _after_copy(self, bucket: str, key: str) -> None:
-        if isinstance(self.store, LocalObjectStore) and self.watcher is not None:
-            path = self.store.local_path(bucket, key)
-            st = path.stat()
-            self.watcher.hint_done(bucket, key, st.st_size, st.st_mtime_ns, None)
+    def _after_copy(self, bucket: str, key: str, info: ObjectInfo) -> None:
+        self.announce_write(bucket, key, info)
+
+    def announce_write(self, bucket: str, key: str, info: ObjectInfo) -> None:
+        """A write the service made is in place: its event (local) and stats go out now."""
+        if self.watcher is not None:
+            self.watcher.write_done(bucket, key, info)
         else:
-            info = self.store.head(bucket, key)
             self.catalog.record_write(bucket, key, info.size, info.etag)
 
-    def local_etag(self, bucket: str, key: str, size: int | None = None) -> str:
-        """Local backend: the MD5 the events carry (from the index when the file is unchanged)."""
-        assert isinstance(self.store, LocalObjectStore)
-        path = self.store.local_path(bucket, key)
-        st = path.stat()
-        known = self.index.get(bucket, key)
-        if known is not None and (known.size, known.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return known.etag
-        return file_md5(path)
+    def announce_delete(self, bucket: str, key: str) -> None:
+        if self.watcher is not None:
+            self.watcher.delete_done(bucket, key)
+        else:
+            self.catalog.record_delete(bucket, key)
 
     async def start(self) -> None:
         self._stop = asyncio.Event()
@@ -105,7 +108,7 @@ class ServiceRuntime:
         )
         if self.watcher is not None:
             self._tasks.append(asyncio.create_task(self.watcher.run(self._stop)))
-        if isinstance(self.store, S3ObjectStore):
+        if self.store.native_events:
             self._tasks.append(asyncio.create_task(self._count_s3_buckets(self._stop)))
             self._tasks.append(asyncio.create_task(self._follow_s3_events(self._stop)))
         try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +21,13 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from lakehouse.objectstore import BUCKET_NAME_RE, STAGING_RE, LocalObjectStore
+from lakehouse.objectstore import (
+    BUCKET_NAME_RE,
+    STAGING_RE,
+    LocalObjectStore,
+    ObjectInfo,
+    StorageError,
+)
 from lakehouse.settings import Settings
 from storage_service.events import (
     OBJECT_CREATED_PUT,
@@ -50,18 +56,11 @@ class _Pending:
 
 @dataclass
 class WriteHint:
-    """What the API knows about a write it is making, so its one event carries the right facts.
-
-    The watcher stays the single emitter (one event per write, whoever wrote), but a copy
-    should be announced as ``Copy`` and an upload's MD5, already computed while streaming,
-    should not be recomputed by reading the file again.
-    """
+    """A write the API has started: the watcher holds that key back until it is told how the
+    write ended, so its one event carries the right name (a rename's copy is a ``Copy``)."""
 
     event_name: str
     started: float
-    size: int | None = None
-    mtime_ns: int | None = None
-    etag: str | None = None
 
 
 # A hint whose write never finished (the request died) stops holding its file back after this.
@@ -88,31 +87,49 @@ class DirectoryWatcher:
         with self._hint_lock:
             self._hints[(bucket, key)] = WriteHint(event_name, time.monotonic())
 
-    def hint_done(self, bucket: str, key: str, size: int, mtime_ns: int, etag: str | None) -> None:
+    def write_done(self, bucket: str, key: str, info: ObjectInfo) -> None:
+        """Announce a write the service made as soon as it is in place, with the facts the
+        store returned for it (no settle wait, no re-hash); the bucket's stats move at once.
+
+        If the file was replaced since (its size or mtime differ), the newer write is left to
+        the watcher's own observation."""
         with self._hint_lock:
-            hint = self._hints.get((bucket, key))
-            if hint is not None:
-                hint.size, hint.mtime_ns, hint.etag = size, mtime_ns, etag
+            hint = self._hints.pop((bucket, key), None)
+        name = hint.event_name if hint is not None else OBJECT_CREATED_PUT
+        path = self.store.root / bucket / key
+        with self._work_lock:
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                return
+            if (st.st_size, st.st_mtime_ns) != (info.size, info.mtime_ns):
+                return
+            self._pending.pop((bucket, key), None)
+            item = (bucket, key, IndexedObject(st.st_size, st.st_mtime_ns, info.etag))
+            self._emit_created([item], {(bucket, key): name})
 
     def hint_cancel(self, bucket: str, key: str) -> None:
         with self._hint_lock:
             self._hints.pop((bucket, key), None)
 
-    def _hint_for(self, bucket: str, key: str, size: int, mtime_ns: int) -> WriteHint | None:
-        """The finished hint describing exactly this file, if any; consumed either way."""
+    def delete_done(self, bucket: str, key: str) -> None:
+        """Announce a removal the service made at once, unless the key is back already."""
+        with self._work_lock:
+            if os.path.lexists(self.store.root / bucket / key):
+                return
+            self._pending.pop((bucket, key), None)
+            prev = self.index.get(bucket, key)
+            if prev is not None:
+                self._emit_removed([(bucket, key, prev)])
+
+    def _hint_for(self, bucket: str, key: str) -> WriteHint | None:
         with self._hint_lock:
-            hint = self._hints.get((bucket, key))
-            if hint is None or hint.mtime_ns is None:
-                return None
-            del self._hints[(bucket, key)]
-            if (hint.size, hint.mtime_ns) != (size, mtime_ns):
-                return None  # someone else rewrote the file since: its facts are stale
-            return hint
+            return self._hints.pop((bucket, key), None)
 
     def _write_in_progress(self, bucket: str, key: str) -> bool:
         with self._hint_lock:
             hint = self._hints.get((bucket, key))
-            if hint is None or hint.mtime_ns is not None:
+            if hint is None:
                 return False
             if time.monotonic() - hint.started > HINT_MAX_AGE_SECONDS:
                 del self._hints[(bucket, key)]
@@ -153,9 +170,11 @@ class DirectoryWatcher:
                         if not _is_announceable(key):
                             continue
                         try:
-                            st = full.stat()
+                            st = os.stat(full, follow_symlinks=False)
                         except FileNotFoundError:
                             continue
+                        if not stat.S_ISREG(st.st_mode):
+                            continue  # a link is not an object: never followed, never announced
                         seen.add(key)
                         prev = known.get(key)
                         if prev is None or (prev.size, prev.mtime_ns) != (
@@ -197,7 +216,7 @@ class DirectoryWatcher:
         for (bucket, key), p in list(self._pending.items()):
             full = self.store.root / bucket / key
             try:
-                st = full.stat()
+                st = os.stat(full, follow_symlinks=False)
             except (FileNotFoundError, NotADirectoryError):
                 del self._pending[(bucket, key)]
                 prev = self.index.get(bucket, key)
@@ -215,12 +234,19 @@ class DirectoryWatcher:
             prev = self.index.get(bucket, key)
             if prev is not None and (prev.size, prev.mtime_ns) == (st.st_size, st.st_mtime_ns):
                 continue
-            hint = self._hint_for(bucket, key, st.st_size, st.st_mtime_ns)
+            hint = self._hint_for(bucket, key)
             try:
-                etag = hint.etag if hint and hint.etag else file_md5(full)
-            except FileNotFoundError:
+                # The store gives size, mtime and MD5 of one opened file (stamped: no re-hash).
+                info = self.store.head(bucket, key)
+            except StorageError as exc:
+                if not isinstance(exc, LookupError):
+                    log.warning("not announcing %s/%s: %s", bucket, key, exc)
                 continue
-            ready.append((bucket, key, IndexedObject(st.st_size, st.st_mtime_ns, etag)))
+            if (info.size, info.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                assert info.mtime_ns is not None
+                self._pending[(bucket, key)] = _Pending(info.size, info.mtime_ns, now)
+                continue
+            ready.append((bucket, key, IndexedObject(info.size, st.st_mtime_ns, info.etag)))
             if hint is not None and hint.event_name != OBJECT_CREATED_PUT:
                 names[(bucket, key)] = hint.event_name
         if ready:
@@ -308,7 +334,7 @@ class DirectoryWatcher:
                     if mapped is None:
                         continue
                     with contextlib.suppress(FileNotFoundError):
-                        st = path.stat()
+                        st = os.stat(path, follow_symlinks=False)
                         self._observe(*mapped, st.st_size, st.st_mtime_ns)
         finally:
             settle_task.cancel()
@@ -329,15 +355,6 @@ class DirectoryWatcher:
                 log.exception("watcher settle failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
-
-
-def file_md5(path: Path) -> str:
-    """The etag S3 and MinIO give a single-part object, so both backends agree on identity."""
-    h = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _content_type(key: str) -> str:
