@@ -1,7 +1,7 @@
 """A CSV landed in a fresh embedded data dir, described exactly as the watcher would announce it.
 
 The in-process benchmarks call ``pipelines.ingestion.ingest_batch`` directly, so they need the
-``SourceVersion`` an event would carry: the content MD5 as etag (what the watcher computes) and
+``SourceVersion`` an event would carry: the content MD5 as etag (what the store reports) and
 the mtime-based sequencer.
 """
 
@@ -13,7 +13,6 @@ from lakehouse.objectstore import LocalObjectStore, open_object_store
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion
 from storage_service.events import sequencer_for
-from storage_service.watcher import file_md5
 
 
 def fresh_lake(data_dir: Path) -> tuple[Settings, LocalObjectStore]:
@@ -27,13 +26,13 @@ def fresh_lake(data_dir: Path) -> tuple[Settings, LocalObjectStore]:
 
 
 def landing_path(settings: Settings, store: LocalObjectStore, key: str) -> Path:
-    path = store.local_path(settings.landing_bucket, key)
+    """Where a plain ``cp`` into the data dir would put the object."""
+    path = store.bucket_path(settings.landing_bucket) / key
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def source_for(settings: Settings, store: LocalObjectStore, key: str) -> SourceVersion:
-    path = store.local_path(settings.landing_bucket, key)
-    return SourceVersion(
-        settings.landing_bucket, key, file_md5(path), sequencer_for(path.stat().st_mtime_ns)
-    )
+    info = store.head(settings.landing_bucket, key)  # the store's etag: the content MD5
+    assert info.mtime_ns is not None
+    return SourceVersion(settings.landing_bucket, key, info.etag, sequencer_for(info.mtime_ns))

@@ -41,7 +41,7 @@ def child(mode: str, data_dir: Path) -> None:
         if not report.ingested:
             raise SystemExit(f"nothing ingested: {report}")
     elif mode == "raw_streaming":
-        path = store.local_path(settings.landing_bucket, KEY)
+        path = store.bucket_path(settings.landing_bucket) / KEY
         lazy = pl.scan_csv(path)
         schema = lazy.collect_schema()
         arrow = pl.DataFrame(schema=schema).to_arrow().schema
