@@ -1,1 +1,1 @@
-"""lakewire."""
+"""The composition root: the ``lakewire`` CLI, the embedded supervisor, platform secrets/init."""

@@ -1,1 +1,1 @@
-"""pipelines."""
+"""The Dagster code location: bucket-events sensor, ingest/reconcile jobs, table assets, routes."""
