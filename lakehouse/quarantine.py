@@ -9,17 +9,19 @@ prefix are never routed or reconciled, so the copy does not feed a table.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.objectstore import ObjectNotFound, ObjectStore
+from lakehouse.objectstore import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, ObjectNotFound, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion
 
 REASON_SUFFIX = ".reason.json"
+LONG_KEYS_FOLDER = "_long-keys"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,19 @@ def is_quarantine_key(settings: Settings, key: str) -> bool:
 
 
 def quarantine_key(settings: Settings, key: str) -> str:
-    return f"{settings.quarantine_prefix}{key}"
+    """Where an object's quarantined copy goes: under the prefix by its own key, or, when that
+    key plus the prefix and the reason suffix would break a key limit (1,024 bytes in all,
+    255 a segment locally), by a digest of the key, so no key is too long to quarantine. The
+    reason file records the original key either way."""
+    plain = f"{settings.quarantine_prefix}{key}"
+    last = plain.rsplit("/", 1)[-1]
+    if (
+        len((plain + REASON_SUFFIX).encode()) <= MAX_KEY_BYTES
+        and len((last + REASON_SUFFIX).encode()) <= MAX_SEGMENT_BYTES
+    ):
+        return plain
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{settings.quarantine_prefix}{LONG_KEYS_FOLDER}/{digest}"
 
 
 def quarantine_object(

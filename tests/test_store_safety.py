@@ -21,7 +21,7 @@ import httpx
 import pytest
 import uvicorn
 
-from lakehouse.objectstore import ObjectStore
+from lakehouse.objectstore import ObjectStore, open_object_store
 from lakehouse.settings import Settings
 from storage_service.app import create_app
 from storage_service.runtime import ServiceRuntime
@@ -451,3 +451,34 @@ def test_uploads_beyond_the_limit_get_503_with_retry_after(
         assert second.status_code == 503
         assert second.headers["retry-after"] == "1"
         assert svc.put("datasets", "fast.bin", b"x").status_code == 201
+
+
+# -- 5. a long key is quarantined like any other, and its batch commits ------------------------
+def test_bad_object_with_a_near_limit_key_is_quarantined_and_the_batch_commits(
+    tmp_path: Path, settings: Settings
+) -> None:
+    from lakehouse.quarantine import find_quarantined, list_quarantined
+    from pipelines.ingestion import ingest_batch
+    from pipelines.routes import load_routes
+    from tests.helpers import csv_bytes, land
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text('routes:\n  - name: orders\n    glob: "orders/**"\n    table: sales.orders\n')
+    settings = settings.model_copy(update={"routes_file": routes})
+    store = open_object_store(settings)
+    for bucket in ("landing", "lake"):
+        store.create_bucket(bucket)
+    route = load_routes(settings.routes_file)[0]
+    # 1,010 bytes: a valid key, too long once "quarantine/" and ".reason.json" are added;
+    # its last segment (250 bytes) too long locally once ".reason.json" is added.
+    long_key = "orders/" + ("d" * 250 + "/") * 3 + "b" * 246 + ".csv"
+    assert len(long_key.encode()) == 1010
+    good = land(store, "landing", "orders/good.csv", csv_bytes(10))
+    bad = land(store, "landing", long_key, b"id,amount\nx,y\n")
+    report = ingest_batch(
+        settings, store, route.table_for("orders/good.csv"), [good, bad], "run-long", route=route
+    )
+    assert report.rows == 10 and report.ingested == [good.uri]
+    record = find_quarantined(settings, store, "landing", long_key)
+    assert record is not None and record.key == long_key and record.kind == "schema_conflict"
+    assert [r.key for r in list_quarantined(settings, store, "landing")] == [long_key]
