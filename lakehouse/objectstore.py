@@ -30,13 +30,16 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import obstore
 from obstore.exceptions import PreconditionError
 from obstore.store import LocalStore, S3Store
 
 from lakehouse.settings import Settings
+
+if TYPE_CHECKING:  # a typing-only name in obstore's stubs
+    from obstore.store import S3Config
 
 BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 MAX_KEY_BYTES = 1024
@@ -48,6 +51,7 @@ ETAG_XATTR = "user.lakewire.etag"
 READ_CHUNK_BYTES = 1024**2
 
 ByteRange = tuple[int, int]
+PresignMethod = Literal["GET", "PUT"]
 RangeFor = Callable[[int], ByteRange | None]
 
 
@@ -266,7 +270,9 @@ class ObjectStore(Protocol):
     def set_versioning(self, bucket: str, enabled: bool) -> str: ...
     def list_versions(self, bucket: str, key: str) -> list[ObjectVersion]: ...
     def restore_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo: ...
-    def presign(self, bucket: str, key: str, method: str, expires_in: timedelta) -> str: ...
+    def presign(
+        self, bucket: str, key: str, method: PresignMethod, expires_in: timedelta
+    ) -> str: ...
     def get_notification_queues(self, bucket: str) -> list[dict[str, Any]]: ...
     def put_notification_queues(self, bucket: str, queues: list[dict[str, Any]]) -> None: ...
 
@@ -835,7 +841,7 @@ class LocalObjectStore:
     def restore_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo:
         raise self._no_versions(bucket)
 
-    def presign(self, bucket: str, key: str, method: str, expires_in: timedelta) -> str:
+    def presign(self, bucket: str, key: str, method: PresignMethod, expires_in: timedelta) -> str:
         raise Unsupported("the local backend cannot presign URLs itself")
 
     def get_notification_queues(self, bucket: str) -> list[dict[str, Any]]:
@@ -881,9 +887,9 @@ class S3ObjectStore:
             )
         return self._client
 
-    def _config(self) -> dict[str, Any]:
+    def _config(self) -> S3Config:
         s = self.settings
-        cfg: dict[str, Any] = {"region": s.s3_region}
+        cfg: S3Config = {"region": s.s3_region}
         if s.s3_endpoint:
             cfg["endpoint"] = s.s3_endpoint
         if s.s3_access_key and s.s3_secret_key:
@@ -1250,9 +1256,9 @@ class S3ObjectStore:
             raise
         return self.head(bucket, key)
 
-    def presign(self, bucket: str, key: str, method: str, expires_in: timedelta) -> str:
+    def presign(self, bucket: str, key: str, method: PresignMethod, expires_in: timedelta) -> str:
         validate_key(key)
-        return obstore.sign(self._require(bucket), method, key, expires_in)  # type: ignore[arg-type]
+        return obstore.sign(self._require(bucket), method, key, expires_in)
 
     def get_notification_queues(self, bucket: str) -> list[dict[str, Any]]:
         resp = self.client.get_bucket_notification_configuration(Bucket=bucket)

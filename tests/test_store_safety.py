@@ -210,7 +210,12 @@ def test_uploads_racing_delete_or_rename_never_outlive_their_bucket(
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
         for t in threads:
             t.start()
-        wait_for(lambda acked=acked: len(acked) >= 3 or None, 30, "uploads acknowledged", 0.01)
+        started = acked  # bound now: the loop rebinds ``acked`` next trial
+
+        def some_acked(started: list[tuple[str, bytes]] = started) -> bool | None:
+            return len(started) >= 3 or None
+
+        wait_for(some_acked, 30, "uploads acknowledged", 0.01)
         # Retried until the writers leave a gap; each refusal is an immediate 409.
         with live.client() as c:
             while True:
@@ -260,14 +265,13 @@ def test_concurrent_uploads_of_one_key_report_the_etag_of_the_stored_bytes(live:
         assert got.content in bodies
         assert listed["objects"][0]["etag"] == md5(got.content)
         # The event path (the watcher's index) ends on the etag of the stored bytes too.
-        wait_for(
-            lambda key=key, body=got.content: (
-                ((e := live.runtime.index.get("same-key", key)) is not None and e.etag == md5(body))
-                or None
-            ),
-            20,
-            "index etag of the final bytes",
-        )
+        final = md5(got.content)
+
+        def indexed_final(key: str = key, final: str = final) -> bool | None:
+            entry = live.runtime.index.get("same-key", key)
+            return (entry is not None and entry.etag == final) or None
+
+        wait_for(indexed_final, 20, "index etag of the final bytes")
 
 
 # -- 4. a download racing an overwrite ---------------------------------------------------------
@@ -412,10 +416,10 @@ def test_presigned_links_use_the_configured_public_url(tmp_path: Path, nats: Nat
 
 
 def test_short_api_key_is_refused_at_start_without_echoing_it() -> None:
-    from pydantic import ValidationError
+    from pydantic import SecretStr, ValidationError
 
     with pytest.raises(ValidationError) as err:
-        Settings(api_key="too-short-a-key")
+        Settings(api_key=SecretStr("too-short-a-key"))
     assert "at least 24 characters" in str(err.value)
     assert "too-short-a-key" not in str(err.value)
 
