@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import heapq
 import os
 import re
 import secrets
@@ -115,6 +116,8 @@ def validate_key(key: str) -> str:
         raise InvalidName("object key must not contain control characters (tab, newline, NUL…)")
     if len(key.encode()) > MAX_KEY_BYTES:
         raise InvalidName(f"object key must be at most {MAX_KEY_BYTES} bytes (UTF-8)")
+    if "\\" in key:  # S3 servers disagree on it (SeaweedFS reads it as '/'); AWS says avoid
+        raise InvalidName("object key must not contain '\\'")
     if key.startswith("/"):
         raise InvalidName("object key must not start with '/'")
     parts = key.split("/")
@@ -135,9 +138,13 @@ def validate_prefix(prefix: str) -> str:
         raise InvalidName("prefix must not contain control characters")
     if len(prefix.encode()) > MAX_KEY_BYTES:
         raise InvalidName(f"prefix must be at most {MAX_KEY_BYTES} bytes (UTF-8)")
-    folders = prefix.split("/")[:-1]
-    if prefix.startswith("/") or any(p in ("", ".", "..") for p in folders):
-        raise InvalidName("prefix must not start with '/' or contain '', '.' or '..' folders")
+    parts = prefix.split("/")
+    if (
+        prefix.startswith("/")
+        or any(p == "" for p in parts[:-1])
+        or any(p in (".", "..") for p in parts)
+    ):
+        raise InvalidName("prefix must not start with '/' or contain '', '.' or '..' segments")
     return prefix
 
 
@@ -1098,13 +1105,35 @@ class S3ObjectStore:
         validate_key(key)
         obstore.delete(self._require(bucket), key)
 
-    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+    def _list(
+        self, bucket: str, prefix: str, delimiter: str | None, start_after: str | None
+    ) -> Iterator[tuple[str, ObjectInfo | None]]:
+        """ListObjectsV2 as S3 defines it: ``prefix`` is any start of a key (obstore's list
+        takes whole path segments only), folders are common prefixes, all in key order."""
         validate_prefix(prefix)
-        store = self._require(bucket)
-        for batch in obstore.list(store, prefix=prefix or None, chunk_size=1000):
-            for meta in batch:
-                if not STAGING_RE.search(meta["path"]):
-                    yield ObjectInfo.from_meta(meta)
+        if not self.bucket_exists(bucket):
+            raise BucketNotFound(f"bucket '{bucket}' does not exist")
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if delimiter:
+            args["Delimiter"] = delimiter
+        if start_after:
+            args["StartAfter"] = start_after
+        for page in self.client.get_paginator("list_objects_v2").paginate(**args):
+            objects = (
+                (
+                    o["Key"],
+                    ObjectInfo(o["Key"], int(o["Size"]), o["LastModified"], o["ETag"].strip('"')),
+                )
+                for o in page.get("Contents", [])
+                if not STAGING_RE.search(o["Key"])
+            )
+            folders = ((p["Prefix"], None) for p in page.get("CommonPrefixes", []))
+            yield from heapq.merge(objects, folders, key=lambda item: item[0])
+
+    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        for _, info in self._list(bucket, prefix, None, None):
+            if info is not None:
+                yield info
 
     def list_page(
         self,
@@ -1116,16 +1145,8 @@ class S3ObjectStore:
     ) -> Listing:
         """Folders (common prefixes) and objects merged in key order, so a page boundary can
         fall anywhere and the next page starts strictly after the cursor."""
-        validate_prefix(prefix)
-        store = self._require(bucket)
-
-        def stream() -> Iterator[tuple[str, ObjectInfo]]:
-            for batch in obstore.list(store, prefix=prefix or None, offset=cursor, chunk_size=1000):
-                for meta in batch:
-                    if not STAGING_RE.search(meta["path"]):
-                        yield meta["path"], ObjectInfo.from_meta(meta)
-
-        page, next_cursor = _paginate(stream(), prefix, delimiter, cursor, limit)
+        stream = self._list(bucket, prefix, delimiter, cursor)
+        page, next_cursor = _paginate(stream, prefix, delimiter, cursor, limit)
         return Listing(
             folders=[k for k, info in page if info is None],
             objects=[info for _, info in page if info is not None],
