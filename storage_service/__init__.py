@@ -1,1 +1,1 @@
-"""storage_service."""
+"""The Object Storage service: HTTP API and web page over the ObjectStore, bucket events, renames."""
