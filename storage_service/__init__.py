@@ -1,1 +1,1 @@
-"""The Object Storage service: HTTP API and web page over the ObjectStore, bucket events, renames."""
+"""The Object Storage service: HTTP API and page over the ObjectStore, bucket events, renames."""

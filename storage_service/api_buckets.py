@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from lakehouse.objectstore import BucketNotFound, Unsupported, validate_key
 from storage_service.access import Runtime, require_key
 from storage_service.notifications import MINIO_NATS_ARN, BucketNotifications
+from storage_service.renames import RenameState
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
 
@@ -31,23 +32,96 @@ class VersionRestore(BaseModel):
     version_id: str = Field(min_length=1)
 
 
+# -- response shapes (OpenAPI shows them) -------------------------------------------------------
+class Summary(BaseModel):
+    total_buckets: int
+    status: Literal["CONNECTED", "DISCONNECTED"]
+    backend: str
+
+
+class EncryptionView(BaseModel):
+    enabled: bool
+    algorithm: str | None
+    supported: bool
+
+
+class NotificationSummary(BaseModel):
+    enabled: bool | None
+    rules: int
+    error: str | None = None
+
+
+class BucketView(BaseModel):
+    name: str
+    objects: int
+    size: int
+    last_updated: str | None
+    created: str | None
+    encryption: EncryptionView
+    versioning: str
+    notifications: NotificationSummary
+    stats_complete: bool = Field(
+        description="S3 only: False until the background count has listed this bucket once."
+    )
+    rename: RenameState | None = None
+
+
+class Created(BaseModel):
+    name: str
+
+
+class VersioningView(BaseModel):
+    supported: bool
+    status: str
+    detail: str | None = None
+
+
+class VersionView(BaseModel):
+    version_id: str
+    size: int
+    last_modified: str
+    etag: str
+    is_latest: bool
+    is_delete_marker: bool
+
+
+class VersionsView(BaseModel):
+    supported: bool
+    versions: list[VersionView]
+    detail: str | None = None
+    status: str | None = None
+
+
+class Restored(BaseModel):
+    supported: bool
+    key: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    status: str | None = None
+    detail: str | None = None
+
+
+class NotificationsView(BucketNotifications):
+    target: str
+
+
 def _require_bucket(rt: Runtime, name: str) -> None:
     if not rt.store.bucket_exists(name):
         raise BucketNotFound(f"bucket '{name}' does not exist")
 
 
 @router.get("/summary")
-def summary(rt: Runtime) -> dict[str, Any]:
+def summary(rt: Runtime) -> Summary:
     """A backend that cannot be reached is reported as DISCONNECTED, never as an error."""
     try:
         buckets = rt.store.list_buckets()
     except Exception:
-        return {"total_buckets": 0, "status": "DISCONNECTED", "backend": rt.store.kind}
-    return {"total_buckets": len(buckets), "status": "CONNECTED", "backend": rt.store.kind}
+        return Summary(total_buckets=0, status="DISCONNECTED", backend=rt.store.kind)
+    return Summary(total_buckets=len(buckets), status="CONNECTED", backend=rt.store.kind)
 
 
 @router.get("/buckets")
-def list_buckets(rt: Runtime) -> list[dict[str, Any]]:
+def list_buckets(rt: Runtime) -> list[BucketView]:
     try:
         buckets = rt.store.list_buckets()
     except Exception as exc:
@@ -56,24 +130,24 @@ def list_buckets(rt: Runtime) -> list[dict[str, Any]]:
     for b in buckets:
         view = rt.catalog.describe(b.name, b.created)
         state = rt.renamer.status(b.name)
-        view["rename"] = state.model_dump() if state and rt.renamer.busy(b.name) else None
-        out.append(view)
+        view["rename"] = state if state and rt.renamer.busy(b.name) else None
+        out.append(BucketView.model_validate(view))
     return out
 
 
 @router.get("/buckets/{name}")
-def get_bucket(name: str, rt: Runtime) -> dict[str, Any]:
+def get_bucket(name: str, rt: Runtime) -> BucketView:
     _require_bucket(rt, name)
-    return rt.catalog.describe(name)
+    return BucketView.model_validate(rt.catalog.describe(name))
 
 
 @router.post("/buckets", status_code=201)
-def create_bucket(body: BucketCreate, rt: Runtime) -> dict[str, str]:
+def create_bucket(body: BucketCreate, rt: Runtime) -> Created:
     # Held for the create: a name a rename has reserved (or a delete holds) is not free.
     with rt.gate.alone("being created", body.name):
         rt.store.create_bucket(body.name)
         rt.catalog.created(body.name)
-    return {"name": body.name}
+    return Created(name=body.name)
 
 
 @router.delete("/buckets/{name}", status_code=204)
@@ -99,7 +173,7 @@ def rename_bucket(
     rt: Runtime,
     response: Response,
     wait: bool = Query(False, description="answer only when the rename has finished"),
-) -> dict[str, Any]:
+) -> RenameState:
     """Starts the move and answers at once; progress is at ``GET .../rename``."""
     state = rt.renamer.start(name, body.new_name)
     if wait:
@@ -108,72 +182,68 @@ def rename_bucket(
         if final.phase != "done":
             raise HTTPException(409, detail=final.error or f"rename ended in {final.phase}")
         response.status_code = 200
-        return final.model_dump()
-    return state.model_dump()
+        return final
+    return state
 
 
 @router.get("/buckets/{name}/rename")
-def rename_status(name: str, rt: Runtime) -> dict[str, Any]:
+def rename_status(name: str, rt: Runtime) -> RenameState:
     state = rt.renamer.status(name)
     if state is None:
         raise HTTPException(404, detail=f"no rename of '{name}' is known")
-    return state.model_dump()
+    return state
 
 
 # -- versioning (S3); the local backend answers that it cannot ----------------------------------
-def _unsupported(exc: Unsupported, **extra: Any) -> dict[str, Any]:
-    return {"supported": False, "status": "Unsupported", "detail": str(exc), **extra}
-
-
 @router.get("/buckets/{name}/versioning")
-def get_versioning(name: str, rt: Runtime) -> dict[str, Any]:
+def get_versioning(name: str, rt: Runtime) -> VersioningView:
     _require_bucket(rt, name)
     status = rt.store.versioning(name)
-    return {"supported": status != "Unsupported", "status": status}
+    return VersioningView(supported=status != "Unsupported", status=status)
 
 
 @router.put("/buckets/{name}/versioning")
-def set_versioning(name: str, body: VersioningChange, rt: Runtime) -> dict[str, Any]:
+def set_versioning(name: str, body: VersioningChange, rt: Runtime) -> VersioningView:
     try:
         status = rt.store.set_versioning(name, body.enabled)
     except Unsupported as exc:
-        return _unsupported(exc)
+        return VersioningView(supported=False, status="Unsupported", detail=str(exc))
     rt.catalog.forget(name)
-    return {"supported": True, "status": status}
+    return VersioningView(supported=True, status=status)
 
 
 @router.get("/buckets/{name}/versions")
-def list_versions(name: str, rt: Runtime, key: str = Query(...)) -> dict[str, Any]:
+def list_versions(name: str, rt: Runtime, key: str = Query(...)) -> VersionsView:
     try:
         versions = rt.store.list_versions(name, key)
     except Unsupported as exc:
-        return _unsupported(exc, versions=[])
-    return {
-        "supported": True,
-        "versions": [
-            {
-                "version_id": v.version_id,
-                "size": v.size,
-                "last_modified": v.last_modified.isoformat(),
-                "etag": v.etag,
-                "is_latest": v.is_latest,
-                "is_delete_marker": v.is_delete_marker,
-            }
+        return VersionsView(supported=False, status="Unsupported", detail=str(exc), versions=[])
+    return VersionsView(
+        supported=True,
+        versions=[
+            VersionView(
+                version_id=v.version_id,
+                size=v.size,
+                last_modified=v.last_modified.isoformat(),
+                etag=v.etag,
+                is_latest=v.is_latest,
+                is_delete_marker=v.is_delete_marker,
+            )
             for v in versions
         ],
-    }
+    )
 
 
 @router.post("/buckets/{name}/versions/restore")
-def restore_version(name: str, body: VersionRestore, rt: Runtime) -> dict[str, Any]:
+def restore_version(name: str, body: VersionRestore, rt: Runtime) -> Restored:
     validate_key(body.key)
     try:
         with rt.gate.writing(name):
             info = rt.store.restore_version(name, body.key, body.version_id)
     except Unsupported as exc:
-        return _unsupported(exc)
-    rt.catalog.record_write(name, body.key, info.size, info.etag)
-    return {"supported": True, "key": info.key, "size": info.size, "etag": info.etag}
+        return Restored(supported=False, status="Unsupported", detail=str(exc))
+    rt.announce_write(name, body.key, info)
+    return Restored(supported=True, key=info.key, size=info.size, etag=info.etag)
 
 
 # -- notification rules (the model of `mc event add`) -------------------------------------------
@@ -185,14 +255,14 @@ def _target(rt: Runtime, name: str) -> str:
 
 
 @router.get("/buckets/{name}/notifications")
-def get_notifications(name: str, rt: Runtime) -> dict[str, Any]:
+def get_notifications(name: str, rt: Runtime) -> NotificationsView:
     _require_bucket(rt, name)
     config = rt.catalog.notification_config(name)
-    return {"target": _target(rt, name), **config.model_dump()}
+    return NotificationsView(target=_target(rt, name), rules=config.rules)
 
 
 @router.put("/buckets/{name}/notifications")
-def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> dict[str, Any]:
+def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> NotificationsView:
     _require_bucket(rt, name)
     try:
         rt.catalog.set_notification_config(name, body)
@@ -209,4 +279,4 @@ def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> dict
             detail=f"the S3 backend rejected notification rules for target "
             f"{rt.settings.s3_notification_arn}: {exc}{hint}",
         ) from exc
-    return {"target": _target(rt, name), **body.model_dump()}
+    return NotificationsView(target=_target(rt, name), rules=body.rules)

@@ -407,6 +407,7 @@ def test_versioning_is_reported_unsupported_on_local(tmp_path: Path, nats: NatsS
         assert c.get("/api/buckets/datasets/versioning").json() == {
             "supported": False,
             "status": "Unsupported",
+            "detail": None,
         }
         resp = c.put("/api/buckets/datasets/versioning", json={"enabled": True})
         assert resp.status_code == 200
@@ -429,6 +430,7 @@ def test_versioning_enable_list_restore_on_s3_seaweedfs(
         assert c.put("/api/buckets/datasets/versioning", json={"enabled": True}).json() == {
             "supported": True,
             "status": "Enabled",
+            "detail": None,
         }
         c.put("/api/buckets/datasets/objects/v.txt", content=b"first")
         c.put("/api/buckets/datasets/objects/v.txt", content=b"second")
@@ -469,7 +471,7 @@ def test_notification_rules_round_trip_on_local(tmp_path: Path, nats: NatsServer
         assert resp.status_code == 422 and "unknown event types" in resp.text
         assert c.get("/api/buckets/results/notifications").json()["rules"] == rules["rules"]
         row = next(b for b in c.get("/api/buckets").json() if b["name"] == "results")
-        assert row["notifications"] == {"enabled": True, "rules": 1}
+        assert row["notifications"] == {"enabled": True, "rules": 1, "error": None}
         assert c.put("/api/buckets/no-such/notifications", json=rules).status_code == 404
 
 
@@ -565,3 +567,20 @@ def test_openapi_documents_the_api_paths(service: Service) -> None:
     ):
         assert path in paths, path
     assert not any(p.startswith("/presigned") for p in paths)
+
+
+def test_deleting_a_versioned_bucket_removes_every_version_on_s3_seaweedfs(
+    tmp_path: Path, nats: NatsServer, seaweed_s3: SeaweedFS
+) -> None:
+    with Service(s3_settings(tmp_path, nats, seaweed_s3)) as svc:
+        c = svc.client
+        assert c.post("/api/buckets", json={"name": "kept"}).status_code == 201
+        c.put("/api/buckets/kept/versioning", json={"enabled": True})
+        for body in (b"one", b"two", b"three"):
+            assert c.put("/api/buckets/kept/objects/v.txt", content=body).status_code == 201
+        c.put("/api/buckets/kept/objects/gone.txt", content=b"x")
+        c.delete("/api/buckets/kept/objects/gone.txt")  # leaves a delete marker
+        assert c.delete("/api/buckets/kept", params={"confirm": "kept"}).status_code == 204
+        assert c.get("/api/buckets/kept").status_code == 404
+        names = [b["Name"] for b in seaweed_s3.client().list_buckets()["Buckets"]]
+        assert "kept" not in names
