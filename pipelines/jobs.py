@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: Dagster reads config and resourc
 real annotations.
 """
 
+from datetime import UTC, datetime
 from typing import Literal
 
 from dagster import (
@@ -21,6 +22,8 @@ from dagster import (
     op,
 )
 
+from lakehouse.objectstore import ObjectStore
+from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion, TableRef, open_target
 from pipelines.assets import (
     Metadata,
@@ -29,10 +32,12 @@ from pipelines.assets import (
     quarantined_for,
     route_metadata,
 )
+from pipelines.batches import Item, commits, stream_backlog
 from pipelines.ingestion import IngestReport, ingest_batch
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
-from pipelines.routes import RoutesError, route_named, settings_routes
+from pipelines.routes import Route, RoutesError, route_named, settings_routes
+from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
 
 
 class SourceObject(Config):
@@ -47,7 +52,10 @@ class SourceObject(Config):
 class IngestConfig(Config):
     route: str
     table: str
-    objects: list[SourceObject]
+    # Named objects (replays, tests) and/or the stream from this sequence up to its tail when
+    # the run starts (what the sensor asks for, so a run takes its table's whole backlog).
+    objects: list[SourceObject] = []
+    drain_from_seq: int = 0
 
 
 def _table_schema(report: IngestReport) -> TableSchema | None:
@@ -67,20 +75,50 @@ def ingest_objects(
     settings = lakewire.settings()
     store = lakewire.object_store()
     try:
-        route = route_named(settings_routes(settings), config.route)
+        routes = settings_routes(settings)
+        route = route_named(routes, config.route)
     except RoutesError as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
     ref = TableRef.parse(config.table)
-    created = [
-        SourceVersion(o.bucket, o.key, o.etag, o.sequencer)
-        for o in config.objects
-        if o.action == "create"
-    ]
-    removed = [
-        SourceVersion(o.bucket, o.key, o.etag, o.sequencer)
-        for o in config.objects
-        if o.action == "remove"
-    ]
+    named: list[Item] = [(o.action, _as_event(o)) for o in config.objects]
+    items = named
+    if config.drain_from_seq:
+        backlog = stream_backlog(settings, routes, route.name, ref.qualified, config.drain_from_seq)
+        context.log.info(
+            f"stream {backlog.first_seq}..{backlog.last_seq}: {len(backlog.items)} objects "
+            f"pending for {ref.qualified}"
+        )
+        items = _merge(named, backlog.items)
+    for part in commits(settings, items) or [[]]:
+        _ingest_commit(context, settings, store, route, ref, part)
+    records = quarantined_for(settings, store, {route.bucket})
+    # Dagster's type of log_event's argument leaves out AssetCheckEvaluation, which it logs.
+    context.log_event(check_evaluation(ref, records))  # type: ignore[arg-type]
+
+
+def _as_event(o: SourceObject) -> BucketEvent:
+    name = OBJECT_CREATED_PUT if o.action == "create" else OBJECT_REMOVED_DELETE
+    return BucketEvent(name, o.bucket, o.key, o.size, o.etag, o.sequencer, datetime.now(tz=UTC))
+
+
+def _merge(named: list[Item], drained: list[Item]) -> list[Item]:
+    """Named objects plus the drained backlog, one entry per key (the backlog's is newer)."""
+    out = {(e.bucket, e.key): (action, e) for action, e in named}
+    out.update({(e.bucket, e.key): (action, e) for action, e in drained})
+    return list(out.values())
+
+
+def _ingest_commit(
+    context: OpExecutionContext,
+    settings: Settings,
+    store: ObjectStore,
+    route: Route,
+    ref: TableRef,
+    items: list[Item],
+) -> None:
+    """One table commit of a capped part of the run's objects, with its materialization."""
+    created = [_source(e) for action, e in items if action == "create"]
+    removed = [_source(e) for action, e in items if action == "remove"]
     report = ingest_batch(
         settings, store, ref, created, context.run_id, route=route, removed=removed
     )
@@ -117,9 +155,10 @@ def ingest_objects(
                 metadata={k: v for k, v in metadata.items() if v is not None},
             )
         )
-    records = quarantined_for(settings, store, {route.bucket})
-    # Dagster's type of log_event's argument leaves out AssetCheckEvaluation, which it logs.
-    context.log_event(check_evaluation(ref, records))  # type: ignore[arg-type]
+
+
+def _source(e: BucketEvent) -> SourceVersion:
+    return SourceVersion(e.bucket, e.key, e.etag, e.sequencer)
 
 
 @job(

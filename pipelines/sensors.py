@@ -1,19 +1,23 @@
 """The JetStream sensor: the stream is a log, the cursor is its sequence number.
 
-Each tick reads from cursor+1, bounded in count and wall time, groups events by route and target
-table into micro-batches, and returns the run requests with the new cursor in one
-``SensorResult``. Nothing is acked or deleted: a tick Dagster cuts off or fails leaves the
-cursor where it was and the next tick reads the same events again, which the run keys and the
-table ledger make harmless.
+Each tick reads from cursor+1, bounded in count and wall time, groups events by route and
+target table, and returns at most one run request per table that has no run waiting already,
+with the new cursor, in one ``SensorResult``; each run drains its table's backlog when it
+starts. Nothing is acked or deleted: a tick Dagster cuts off or fails leaves the cursor where
+it was and the next tick reads the same events again, which the run keys and the table ledger
+make harmless.
 """
 
 import hashlib
 import json
-from collections import defaultdict
+from collections.abc import Callable
 
 from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -22,96 +26,71 @@ from dagster import (
 )
 
 from lakehouse.settings import Settings
+from pipelines.batches import Item, pending_by_table
 from pipelines.jobs import ingest_job
 from pipelines.resources import LakewireResource
-from pipelines.routes import route_for, settings_routes
+from pipelines.routes import settings_routes
 from storage_service.events import BucketEvent
 from storage_service.stream import read_after_sync
 
 
-def plan_runs(settings: Settings, events: list[BucketEvent]) -> list[RunRequest]:
-    """Group events by (route, table) into capped micro-batches; one run request per batch.
-
-    A route with a fixed table gets one run per tick (more only past the object/byte caps); a
-    pattern route gets one per table it feeds, because a run commits to exactly one table.
-    Created events become rows; ``ObjectRemoved`` events matter only to routes whose
-    ``on_delete`` is ``delete_rows``; lifecycle deletes and transitions are not routed at all.
-    """
-    routes = settings_routes(settings)
-    latest: dict[tuple[str, str], BucketEvent] = {}
-    removals: dict[tuple[str, str], BucketEvent] = {}
-    for ev in events:
-        route = route_for(routes, ev.bucket, ev.key, settings)
-        if route is None:
-            continue
-        if ev.is_created:
-            # Within one tick only the newest version of a key matters.
-            latest[(ev.bucket, ev.key)] = ev
-        elif ev.is_removed and route.on_delete == "delete_rows":
-            removals[(ev.bucket, ev.key)] = ev
-            latest.pop((ev.bucket, ev.key), None)  # removed after it was written
-    by_table: dict[tuple[str, str], list[tuple[str, BucketEvent]]] = defaultdict(list)
-    for action, evs in (("remove", removals), ("create", latest)):
-        for ev in evs.values():
-            route = route_for(routes, ev.bucket, ev.key, settings)
-            assert route is not None
-            by_table[(route.name, route.table_for(ev.key).qualified)].append((action, ev))
-
+def plan_runs(
+    settings: Settings,
+    events: list[BucketEvent],
+    has_queued_run: Callable[[str], bool] = lambda table: False,
+) -> list[RunRequest]:
+    """At most one run request per table with new events, and none for a table that already
+    has a queued run: that run drains the stream for its table when it starts, these events
+    included, so however files trickle in a table never has more than one run waiting."""
     requests = []
-    for (route_name, table), items in by_table.items():
-        items.sort(key=lambda item: item[1].stream_seq or 0)
-        batch: list[tuple[str, BucketEvent]] = []
-        size = 0
-        for action, ev in items:
-            if batch and (
-                len(batch) >= settings.batch_max_objects
-                or size + ev.size > settings.batch_max_bytes
-            ):
-                requests.append(_request(route_name, table, batch))
-                batch, size = [], 0
-            batch.append((action, ev))
-            size += ev.size
-        if batch:
-            requests.append(_request(route_name, table, batch))
+    for (route_name, table), items in pending_by_table(
+        settings, settings_routes(settings), events
+    ).items():
+        if has_queued_run(table):
+            continue
+        requests.append(_request(route_name, table, items))
     return requests
 
 
-def _request(route_name: str, table: str, batch: list[tuple[str, BucketEvent]]) -> RunRequest:
-    objects = [
-        {
-            "bucket": e.bucket,
-            "key": e.key,
-            "etag": e.etag,
-            "sequencer": e.sequencer,
-            "size": e.size,
-            "action": action,
-        }
-        for action, e in batch
-    ]
-    identity = json.dumps(
-        [[o["action"], o["bucket"], o["key"], o["etag"], o["sequencer"]] for o in objects]
-    )
+def _request(route_name: str, table: str, items: list[Item]) -> RunRequest:
+    seqs = [e.stream_seq or 0 for _, e in items]
+    identity = json.dumps([[action, e.bucket, e.key, e.etag, e.sequencer] for action, e in items])
     run_key = f"{table}:{hashlib.sha256(identity.encode()).hexdigest()[:24]}"
-    seqs = [e.stream_seq or 0 for _, e in batch]
-    keys = ", ".join(f"{e.bucket}/{e.key}" for _, e in batch)
+    keys = ", ".join(f"{e.bucket}/{e.key}" for _, e in items)
     return RunRequest(
         run_key=run_key,
         run_config={
             "ops": {
                 "ingest_objects": {
-                    "config": {"route": route_name, "table": table, "objects": objects}
+                    "config": {"route": route_name, "table": table, "drain_from_seq": min(seqs)}
                 }
             }
         },
         tags={
             "lakewire/table": table,
             "lakewire/route": route_name,
-            "lakewire/objects": str(len(objects)),
+            "lakewire/objects": str(len(items)),
             "lakewire/stream_seq": f"{min(seqs)}-{max(seqs)}",
-            "lakewire/first_object": f"{batch[0][1].bucket}/{batch[0][1].key}"[:200],
+            "lakewire/first_object": f"{items[0][1].bucket}/{items[0][1].key}"[:200],
             "lakewire/sources": keys if len(keys) <= 1000 else keys[:997] + "...",
         },
     )
+
+
+def queued_run_check(instance: DagsterInstance) -> Callable[[str], bool]:
+    """Whether a table already has a run waiting to start (queued, or not yet submitted)."""
+
+    def has_queued_run(table: str) -> bool:
+        waiting = instance.get_runs(
+            filters=RunsFilter(
+                tags={"lakewire/table": table},
+                statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED],
+            ),
+            limit=1,
+        )
+        return bool(waiting)
+
+    return has_queued_run
 
 
 def build_event_sensor(interval_seconds: int) -> SensorDefinition:
@@ -145,7 +124,7 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
             return SkipReason(f"no new events after stream sequence {cursor}")
         if batch.malformed:
             context.log.warning(f"skipped malformed messages at sequences {batch.malformed}")
-        requests = plan_runs(settings, batch.events)
+        requests = plan_runs(settings, batch.events, queued_run_check(context.instance))
         context.log.info(
             f"stream {cursor + 1}..{batch.last_seq} (tail {batch.stream_last_seq}): "
             f"{len(batch.events)} events -> {len(requests)} runs"

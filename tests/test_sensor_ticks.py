@@ -107,16 +107,53 @@ def test_tick_groups_by_route_and_table_caps_batches_and_keys_runs(env: Any, mon
     tables = sorted(r.tags["lakewire/table"] for r in result.run_requests)
     assert tables == ["delta.default.shop", "delta.default.web"]
 
+    # One run per table whatever the caps: the run commits its backlog in capped commits.
     monkeypatch.setenv("LAKEWIRE_BATCH_MAX_OBJECTS", "10")
     capped = tick(instance, None)
     sizes = sorted(int(r.tags["lakewire/objects"]) for r in capped.run_requests)
-    assert sizes == [3, 5, 10, 10]
+    assert sizes == [3, 25]
     # Run keys come from the batch identity: the same tick gives the same keys.
     again = tick(instance, None)
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in capped.run_requests]
 
+    shop_run = next(r for r in capped.run_requests if r.tags["lakewire/table"].endswith("shop"))
+    (done,) = run_all(instance, _only(capped, shop_run))
+    assert done.success
+    materialized = [
+        e for e in done.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    ]
+    assert len(materialized) == 3  # 10 + 10 + 5 objects, one commit each
+    assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 50
+
     idle = tick(instance, "30")
     assert not idle.run_requests and "no new events after stream sequence 30" in idle.skip_message
+
+
+def _only(result: Any, request: Any) -> Any:
+    class One:
+        run_requests = [request]
+
+    return One()
+
+
+def test_a_table_with_a_queued_run_gets_no_second_one_and_the_run_drains_to_the_tail(
+    env: Any,
+) -> None:
+    settings, store, instance = env
+    first = [land(store, "landing", f"shop/a{i}.csv", csv_bytes(1, start=i)) for i in range(3)]
+    publish(settings, [event(s) for s in first])
+    one = tick(instance, None)
+    (request,) = one.run_requests
+    # The daemon would submit it: queued, not started yet.
+    instance.create_run_for_job(ingest_job, run_config=request.run_config, tags=request.tags)
+    later = [land(store, "landing", f"shop/b{i}.csv", csv_bytes(1, start=10 + i)) for i in range(4)]
+    publish(settings, [event(s) for s in later])
+    two = tick(instance, one.cursor)
+    assert two.cursor == "7" and two.run_requests == []  # the waiting run will take them
+    # When the queued run starts it takes everything up to the stream's tail.
+    (done,) = run_all(instance, one)
+    assert done.success
+    assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 7
 
 
 def test_duplicate_event_reset_cursor_and_rerun_never_double_rows(env: Any) -> None:
