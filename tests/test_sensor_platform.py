@@ -83,3 +83,61 @@ def test_reconcile_cli_finds_nothing_missing_after_ingestion(
     wait_for(lambda: platform.settled_runs(), 60, "runs to settle", 1)
     out = platform.lakewire("reconcile", "--grace", "0", "--dry-run")
     assert "0 would re-emit" in out.stdout, out.stdout
+
+
+def test_trickle_from_8_clients_never_queues_more_than_one_run_per_table(
+    platform: Platform,
+) -> None:
+    """300 objects put through the API by 8 clients over ~30 s: every row lands once, and the
+    table never has more than one run waiting, however the files trickle in. (The seconds from
+    the last put to queryable are measured by `bench/` trickle, not asserted here.)"""
+    import threading
+    import time
+
+    key = platform.lakewire("status", "--show-key").stdout.split("API key: ")[1].split()[0]
+    table, clients, per_client, rows = "delta.default.trickle", 8, 38, 10
+    total = clients * per_client  # 304
+    stop = threading.Event()
+    most_waiting = [0]
+
+    def sample() -> None:
+        while not stop.is_set():
+            waiting = [
+                r for r in _runs_for(platform, table) if r["status"] in ("QUEUED", "NOT_STARTED")
+            ]
+            most_waiting[0] = max(most_waiting[0], len(waiting))
+            stop.wait(0.3)
+
+    def client(n: int) -> None:
+        with httpx.Client(
+            base_url=platform.storage_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as c:
+            for i in range(per_client):
+                body = csv_bytes(rows, start=(n * per_client + i) * rows)
+                resp = c.put(f"/api/buckets/landing/objects/trickle/c{n}-{i:03d}.csv", content=body)
+                assert resp.status_code == 201, resp.text
+                time.sleep(30 / per_client)  # the arrival shape: a steady trickle, not a burst
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    last_put = time.monotonic()
+    try:
+        wait_for(lambda: (platform.count(table) or 0) >= total * rows, 120, "all trickled rows", 1)
+        queryable_after = time.monotonic() - last_put
+        wait_for(lambda: platform.settled_runs(), 60, "runs to settle", 1)
+    finally:
+        stop.set()
+        sampler.join(10)
+    assert platform.count(table) == total * rows
+    assert most_waiting[0] <= 1, most_waiting[0]
+    runs = _runs_for(platform, table)
+    assert all(r["status"] == "SUCCESS" for r in runs), runs
+    print(
+        f"trickle: {total} objects -> {len(runs)} runs; queryable {queryable_after:.1f} s "
+        f"after the last put; at most {most_waiting[0]} run waiting"
+    )
