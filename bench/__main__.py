@@ -21,7 +21,7 @@ from bench.embedded import RunningPlatform, embedded_platform
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
-PLATFORM_BENCHMARKS = ("freshness", "burst")
+PLATFORM_BENCHMARKS = ("freshness", "burst", "trickle")
 LOCAL_BENCHMARKS = ("ingest_throughput", "sql", "peak_rss", "storage_api")
 ALL = PLATFORM_BENCHMARKS + LOCAL_BENCHMARKS
 
@@ -49,6 +49,10 @@ def _on_platform(name: str) -> Callable[[RunningPlatform, bool], results.Result]
         from bench import freshness
 
         return freshness.run
+    if name == "trickle":
+        from bench import trickle
+
+        return trickle.run
     from bench import burst
 
     return burst.run

@@ -17,7 +17,7 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 SUITE = RESULTS_DIR / "suite.json"
 START = "<!-- generated:start (python -m bench rewrites this block) -->"
 END = "<!-- generated:end -->"
-ORDER = ("freshness", "ingest_throughput", "burst", "storage_api", "peak_rss", "sql")
+ORDER = ("freshness", "ingest_throughput", "burst", "trickle", "storage_api", "peak_rss", "sql")
 
 
 def _load() -> dict[str, dict[str, Any]]:

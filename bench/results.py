@@ -70,6 +70,14 @@ class Metric:
 
 # (benchmark, metric) -> goal; issue 5 states these goals.
 GOALS: dict[tuple[str, str], Goal] = {
+    ("trickle", "queryable_after_last_put_s"): Goal(
+        "trickle: all rows queryable ≤ 10 s after the last put (issue 9)",
+        lambda m: m.value is not None and m.value <= 10.0,
+    ),
+    ("trickle", "most_runs_waiting"): Goal(
+        "trickle: ≤ 1 run waiting per table (issue 9)",
+        lambda m: m.value is not None and m.value <= 1.0,
+    ),
     ("freshness", "event_to_queryable_p50"): Goal(
         "event → queryable p50 ≤ 5 s", lambda m: m.value is not None and m.value <= 5.0
     ),
