@@ -27,10 +27,10 @@ from dagster import (
 
 from lakehouse.objectstore import ObjectStore
 from lakehouse.quarantine import QuarantineRecord, list_quarantined
+from lakehouse.routes import Route
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
 from pipelines.resources import LakewireResource
-from pipelines.routes import Route
 
 CHECK_NAME = "no_quarantined_objects"
 

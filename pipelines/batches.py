@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
+from lakehouse.routes import Route, route_for
 from lakehouse.settings import Settings
-from pipelines.routes import Route, route_for
 from storage_service.events import BucketEvent
 from storage_service.stream import read_after_sync
 

@@ -7,12 +7,12 @@ import logging
 from dagster import DefaultScheduleStatus, Definitions, ScheduleDefinition
 
 from lakehouse.objectstore import open_object_store
+from lakehouse.routes import RoutesError, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
 from pipelines.assets import build_quarantine_checks, existing_tables, table_assets, table_routes
 from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.resources import LakewireResource
-from pipelines.routes import RoutesError, settings_routes
 from pipelines.sensors import build_event_sensor
 
 log = logging.getLogger(__name__)

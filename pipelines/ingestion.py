@@ -24,6 +24,7 @@ import pyarrow as pa
 from lakehouse.formats import BadObject, detect_format, fit, read_frame, scan_frame, target_schema
 from lakehouse.objectstore import ObjectNotFound, ObjectStore
 from lakehouse.quarantine import QuarantineRecord, quarantine_object
+from lakehouse.routes import Route
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     SourceVersion,
@@ -34,7 +35,6 @@ from lakehouse.tables import (
     open_target,
     pending_sources,
 )
-from pipelines.routes import Route
 
 Store = ObjectStore
 

@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from lakehouse.objectstore import ObjectStore
+from lakehouse.routes import Route, RoutesError, route_named, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion, TableRef, open_target
 from pipelines.assets import (
@@ -36,7 +37,6 @@ from pipelines.batches import Item, commits, stream_backlog
 from pipelines.ingestion import IngestReport, ingest_batch
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
-from pipelines.routes import Route, RoutesError, route_named, settings_routes
 from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
 
 

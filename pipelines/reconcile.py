@@ -11,7 +11,6 @@ and the sensor, run keys and ledger keep the result exactly-once.
 from __future__ import annotations
 
 import asyncio
-import re
 import tempfile
 import uuid
 from collections import defaultdict
@@ -27,14 +26,13 @@ from lakehouse.quarantine import (
     quarantine_key,
     release,
 )
+from lakehouse.routes import Route, route_for, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion, TableRef, open_target, pending_sources
-from pipelines.routes import Route, route_for, settings_routes
 from storage_service.events import OBJECT_CREATED_PUT, BucketEvent, sequencer_for
 from storage_service.stream import publish_events
 
 Store = ObjectStore
-WILDCARD_RE = re.compile(r"[*?\[]")
 
 
 class EventsUnavailable(RuntimeError):
@@ -84,8 +82,7 @@ def _prefixes(routes: list[Route]) -> dict[str, set[str]]:
     """The literal prefix of each route's glob, per bucket, without nested duplicates."""
     out: dict[str, set[str]] = defaultdict(set)
     for r in routes:
-        m = WILDCARD_RE.search(r.glob)
-        out[r.bucket].add(r.glob[: m.start()] if m else r.glob)
+        out[r.bucket].add(r.literal_prefix)
     return {
         b: {p for p in ps if not any(o != p and p.startswith(o) for o in ps)}
         for b, ps in out.items()

@@ -25,11 +25,11 @@ from dagster import (
     sensor,
 )
 
+from lakehouse.routes import settings_routes
 from lakehouse.settings import Settings
 from pipelines.batches import Item, pending_by_table
 from pipelines.jobs import ingest_job
 from pipelines.resources import LakewireResource
-from pipelines.routes import settings_routes
 from storage_service.events import BucketEvent
 from storage_service.stream import read_after_sync
 
@@ -125,6 +125,11 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
         if batch.malformed:
             context.log.warning(f"skipped malformed messages at sequences {batch.malformed}")
         requests = plan_runs(settings, batch.events, queued_run_check(context.instance))
+        for rr in requests:  # the route each object took (`lakewire routes explain` says why)
+            t = rr.tags
+            context.log.info(
+                f"route {t['lakewire/route']} -> {t['lakewire/table']}: {t['lakewire/sources']}"
+            )
         context.log.info(
             f"stream {cursor + 1}..{batch.last_seq} (tail {batch.stream_last_seq}): "
             f"{len(batch.events)} events -> {len(requests)} runs"

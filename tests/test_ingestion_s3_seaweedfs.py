@@ -8,10 +8,10 @@ import pytest
 
 from lakehouse.objectstore import open_object_store
 from lakehouse.quarantine import find_quarantined
+from lakehouse.routes import parse_routes
 from lakehouse.tables import open_target
 from pipelines.ingestion import ingest_batch
 from pipelines.reconcile import find_unledgered
-from pipelines.routes import parse_routes
 from tests.helpers import NatsServer, csv_bytes, land, s3_settings
 from tests.s3servers import SeaweedFS
 

@@ -13,12 +13,12 @@ import pytest
 
 from lakehouse.objectstore import LocalObjectStore, open_object_store
 from lakehouse.quarantine import find_quarantined
+from lakehouse.routes import Route, parse_routes
 from lakehouse.settings import Settings
 from lakehouse.sql import SqlEngine
 from lakehouse.tables import TableRef, open_target
 from pipelines.ingestion import ingest_batch
 from pipelines.reconcile import current_source
-from pipelines.routes import Route, parse_routes
 from tests.helpers import csv_bytes, land
 
 FORMATS = ["delta", "iceberg"]

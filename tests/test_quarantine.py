@@ -10,11 +10,11 @@ from pathlib import Path
 
 from lakehouse.objectstore import open_object_store
 from lakehouse.quarantine import REASON_SUFFIX, find_quarantined, list_quarantined
+from lakehouse.routes import load_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion, open_target
 from pipelines.ingestion import ingest_batch
 from pipelines.reconcile import replay_object
-from pipelines.routes import load_routes
 from storage_service.stream import read_after_sync
 from tests.helpers import BIN, csv_bytes, land
 

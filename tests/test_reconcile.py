@@ -11,13 +11,13 @@ import pytest
 from dagster import build_sensor_context, instance_for_test
 
 from lakehouse.objectstore import open_object_store
+from lakehouse.routes import settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef, open_target
 from pipelines.ingestion import ingest_batch
 from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
-from pipelines.routes import settings_routes
 from pipelines.sensors import build_event_sensor
 from storage_service.stream import read_after_sync
 from tests.helpers import BIN, csv_bytes, land

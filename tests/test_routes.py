@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.routes import DEFAULT_FILE, RoutesError, load_routes, parse_routes, route_for
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
-from pipelines.routes import DEFAULT_FILE, RoutesError, load_routes, parse_routes, route_for
 
 FULL = """
 routes:
@@ -98,7 +98,7 @@ def test_routes_file_setting_and_project_default(tmp_path: Path) -> None:
         load_routes(tmp_path / "missing.yaml")
     # Unset: the project's routes.yaml, which must itself be valid.
     assert DEFAULT_FILE.is_file()
-    assert load_routes(None)[0].name == "landing_csv"
+    assert load_routes(None)[0].name == "landing_files"
 
 
 def test_routes_become_table_assets_with_quarantine_checks(tmp_path: Path) -> None:

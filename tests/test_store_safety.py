@@ -462,8 +462,8 @@ def test_bad_object_with_a_near_limit_key_is_quarantined_and_the_batch_commits(
     tmp_path: Path, settings: Settings
 ) -> None:
     from lakehouse.quarantine import find_quarantined, list_quarantined
+    from lakehouse.routes import load_routes
     from pipelines.ingestion import ingest_batch
-    from pipelines.routes import load_routes
     from tests.helpers import csv_bytes, land
 
     routes = tmp_path / "routes.yaml"
