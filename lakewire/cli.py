@@ -51,13 +51,33 @@ API key for the Object Storage page and API: lakewire status --show-key
 def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once healthy.")] = False,
 ) -> None:
-    """Start nats-server, the storage service and Dagster; wait until healthy."""
+    """Start what is not running (all of it on a stopped platform); wait until healthy.
+
+    The services run under supervisord, which restarts one that dies. On a running platform
+    this starts only what is missing and leaves the rest alone.
+    """
     settings = Settings()
     try:
-        supervisor.start(settings, progress=lambda m: console.print(f"  [dim]{m}[/dim]"))
+        result = supervisor.start(settings, progress=lambda m: console.print(f"  [dim]{m}[/dim]"))
     except supervisor.PlatformError as exc:
         raise _fail(str(exc), 2) from None
-    _banner(settings)
+    if result.fresh:
+        _banner(settings)
+    elif result.started:
+        console.print(
+            f"Lakewire was running from {settings.resolved_data_dir}; started "
+            f"{', '.join(result.started)}, left {len(result.already)} running services alone",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"Lakewire is already up (data in {settings.resolved_data_dir}); nothing to do",
+            highlight=False,
+        )
+    for reason in result.failed.values():
+        err.print(f"[red]error:[/red] {reason}", highlight=False)
+    if result.failed:
+        raise typer.Exit(2)
     if detach:
         return
     console.print("Press Ctrl-C to stop.")
@@ -68,7 +88,7 @@ def up(
     signal.signal(signal.SIGTERM, _terminate)
     try:
         supervisor.wait_forever(settings)
-        err.print("a service exited; stopping the platform (see logs under the data dir)")
+        err.print("supervisord exited (see logs under the data dir)")
     except KeyboardInterrupt:
         pass
     finally:
@@ -78,31 +98,125 @@ def up(
 
 @app.command()
 def down() -> None:
-    """Stop a running platform."""
+    """Stop every service of a running platform (run workers included) and its supervisor."""
     stopped = supervisor.stop(Settings())
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 @app.command()
 def status(
     show_key: Annotated[bool, typer.Option("--show-key", help="Print the API key.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
-    """Show which services run, their URLs, and (on request) the API key."""
+    """Per service: state, pid, uptime, restarts, last exit reason; URLs; (on request) the key.
+
+    Exits 3 unless every service is RUNNING.
+    """
     from storage_service.auth import load_or_create_api_key
 
     settings = Settings()
-    pids = supervisor.running_pids(settings)
-    table = Table("service", "pid", "state")
-    for svc in supervisor.services(settings):
-        pid = pids.get(svc.name)
-        table.add_row(svc.name, str(pid or "-"), "running" if pid else "stopped")
-    console.print(table)
-    console.print(f"Object Storage page: {settings.storage_url}/")
-    console.print(f"Dagster UI:          {settings.dagster_url}/")
-    if show_key:
-        console.print(f"API key: {load_or_create_api_key(settings)}", highlight=False)
-    if not supervisor.all_running(settings):
+    report = supervisor.status(settings)
+    if as_json:
+        if show_key:
+            report["api_key"] = load_or_create_api_key(settings)
+        print(json.dumps(report, indent=2))
+    else:
+        table = Table("service", "state", "pid", "uptime", "restarts", "last exit")
+        for row in report["services"]:
+            table.add_row(
+                row["name"],
+                row["state"],
+                str(row["pid"] or "-"),
+                _age(row["uptime_seconds"]),
+                str(row["restarts"]),
+                row["last_exit"] or "-",
+            )
+        console.print(table)
+        for row in report["services"]:
+            if row.get("last_log_lines"):
+                console.print(f"last lines of {row['log']}:", highlight=False)
+                for line in row["last_log_lines"][-5:]:
+                    console.print(f"  {line}", highlight=False, markup=False)
+        sup = report["supervisor"]
+        state = f"supervisord pid {sup['pid']}" if sup["running"] else "supervisord not running"
+        console.print(f"Supervisor:          {state} (log {sup['log']})", highlight=False)
+        console.print(f"Object Storage page: {settings.storage_url}/")
+        console.print(f"Dagster UI:          {settings.dagster_url}/")
+        if show_key:
+            console.print(f"API key: {load_or_create_api_key(settings)}", highlight=False)
+    if not report["all_running"]:
         raise typer.Exit(3)
+
+
+@app.command()
+def restart(
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to restart; default: all, in order.")
+    ] = None,
+) -> None:
+    """Stop and start services through the supervisor, waiting until each is healthy again."""
+    settings = Settings()
+    try:
+        done = supervisor.restart(settings, services or [])
+    except supervisor.PlatformError as exc:
+        raise _fail(str(exc), 2) from None
+    console.print(f"restarted: {', '.join(done)}", highlight=False)
+
+
+@app.command()
+def logs(
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (or 'supervisord'); default: all of them."),
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing lines.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines of history per log.")] = 20,
+) -> None:
+    """Print the services' logs (kept under <data dir>/logs, rotated at 10 MB, 5 kept)."""
+    import time
+
+    settings = Settings()
+    try:
+        paths = supervisor.log_files(settings, services or [])
+    except supervisor.PlatformError as exc:
+        raise _fail(str(exc), 2) from None
+    prefix = len(paths) > 1
+    offsets: dict[Path, int] = {}
+    for path in paths:
+        size = path.stat().st_size if path.exists() else 0
+        for line in _last_lines(path, lines):
+            print(f"{path.stem} | {line}" if prefix else line)
+        offsets[path] = size
+    while follow:
+        sys.stdout.flush()
+        time.sleep(0.5)
+        for path in paths:
+            size = path.stat().st_size if path.exists() else 0
+            if size < offsets[path]:  # rotated: the new file starts empty
+                offsets[path] = 0
+            if size > offsets[path]:
+                with path.open("rb") as fh:
+                    fh.seek(offsets[path])
+                    chunk = fh.read(size - offsets[path])
+                offsets[path] = size
+                for line in chunk.decode(errors="replace").splitlines():
+                    print(f"{path.stem} | {line}" if prefix else line)
+
+
+def _last_lines(path: Path, n: int) -> list[str]:
+    if not path.exists() or n <= 0:
+        return []
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 256 * 1024))
+        return fh.read().decode(errors="replace").splitlines()[-n:]
 
 
 @app.command()
