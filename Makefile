@@ -15,6 +15,8 @@ SUPPORTED       = 3.11 3.12 3.13
 PYTHON_VERSIONS = 3.11 3.13 3.12
 PYTHON    ?=
 VENV      ?= .venv
+# make's own settings, not the programs' (sub-makes still get them through MAKEFLAGS).
+unexport PYTHON VENV
 UV_VERSION = 0.13.9
 TOOLS      = .tools
 UV         = $(TOOLS)/bin/uv
