@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Table
 from lakehouse.objectstore import StorageError, open_object_store
 from lakehouse.settings import Settings
 from lakewire import supervisor
+
+if TYPE_CHECKING:
+    from lakehouse.routes import RouteSet
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(soft_wrap=True)  # a line a script parses must not be folded
@@ -285,13 +288,13 @@ def replay(
     ] = False,
 ) -> None:
     """Re-emit an object's bucket event (after fixing it or its route); clears its quarantine."""
+    from lakehouse.routes import RoutesError
     from pipelines.reconcile import (
         EventsUnavailable,
         ReplayError,
         replay_object,
         replay_quarantined,
     )
-    from pipelines.routes import RoutesError
 
     settings = Settings()
     if (target is None) == (not quarantined):
@@ -323,9 +326,9 @@ def reconcile(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, do not re-emit.")] = False,
 ) -> None:
     """Find landing objects that never reached their table and re-emit their events."""
+    from lakehouse.routes import RoutesError
     from pipelines.reconcile import EventsUnavailable
     from pipelines.reconcile import reconcile as sweep
-    from pipelines.routes import RoutesError
 
     settings = Settings()
     try:
@@ -340,6 +343,225 @@ def reconcile(
         f"{result.quarantined} in quarantine",
         highlight=False,
     )
+
+
+# -- routes -------------------------------------------------------------------------------------
+routes_app = typer.Typer(
+    no_args_is_help=True,
+    help="See, check, explain and change the routes (which landing objects feed which table).",
+)
+app.add_typer(routes_app, name="routes")
+
+FileArg = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", help="A routes file instead of the live routes."),
+]
+
+
+def _author() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in a container without /etc/passwd entry
+        user = "unknown"
+    return f"cli {user}@{socket.gethostname()}"
+
+
+def _routeset(settings: Settings, file: Path | None) -> tuple[RouteSet, str]:
+    from lakehouse.routes import check_routes, read_routes_file
+    from lakehouse.routes_store import live
+
+    if file is not None:
+        text, origin = read_routes_file(file)
+        return check_routes(text, origin, settings.quarantine_prefix), origin
+    current = live(settings)
+    return current.routes, current.source
+
+
+def _print_warnings(checked: RouteSet) -> None:
+    for w in checked.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+
+
+@routes_app.command("ls")
+def routes_ls(file: FileArg = None) -> None:
+    """The routes in the order they are tried: glob, table, format, mode."""
+    from lakehouse.routes import RoutesError
+
+    settings = Settings()
+    try:
+        checked, source = _routeset(settings, file)
+    except (RoutesError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"routes from {source}", highlight=False)
+    table = Table()
+    for column in ("#", "name", "bucket", "glob", "priority", "table", "file format", "mode"):
+        table.add_column(column, overflow="fold")  # a glob is never cut short
+    for n, r in enumerate(checked.routes, 1):
+        table.add_row(
+            str(n),
+            r.name,
+            r.bucket,
+            r.glob,
+            str(r.priority),
+            f"{r.format}.{r.table}",
+            r.file_format,
+            r.mode,
+        )
+    console.print(table)
+    _print_warnings(checked)
+
+
+@routes_app.command("check")
+def routes_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="Routes file to check; default: the live routes.")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 2).")] = False,
+) -> None:
+    """Validate and analyse routes (shadowed, overlapping, placeholders); exit 1 on errors."""
+    from lakehouse.routes import RoutesError
+
+    settings = Settings()
+    try:
+        checked, source = _routeset(settings, file)
+    except RoutesError as exc:
+        for issue in exc.issues:
+            err.print(f"[red]error:[/red] {issue}", highlight=False)
+        raise typer.Exit(1) from None
+    except StorageError as exc:
+        raise _fail(str(exc)) from None
+    _print_warnings(checked)
+    console.print(
+        f"ok: {len(checked.routes)} routes in {source}, {len(checked.warnings)} warnings",
+        highlight=False,
+    )
+    if strict and checked.warnings:
+        raise typer.Exit(2)
+
+
+@routes_app.command("explain")
+def routes_explain(
+    targets: Annotated[list[str], typer.Argument(help="BUCKET/KEY of objects (need not exist).")],
+    file: FileArg = None,
+) -> None:
+    """Where each object would go: the winning route, table, options, other matches."""
+    from lakehouse.routes import RoutesError, explain_key
+
+    settings = Settings()
+    try:
+        checked, source = _routeset(settings, file)
+    except (RoutesError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"routes from {source}", highlight=False)
+    for target in targets:
+        bucket, _, key = target.partition("/")
+        if not key:
+            raise _fail(f"'{target}' is not BUCKET/KEY")
+        e = explain_key(checked.routes, bucket, key, settings)
+        console.print(f"\n[bold]{bucket}/{key}[/bold]", highlight=False)
+        if e.route is None:
+            console.print(f"  {e.note}", highlight=False)
+            continue
+        console.print(f"  route:        {e.route.name} (glob {e.route.glob})", highlight=False)
+        console.print(f"  table:        {e.table}", highlight=False)
+        console.print(f"  file format:  {e.file_format or '-'}", highlight=False)
+        options = {k: v for k, v in e.route.summary().items() if k not in ("name", "glob", "table")}
+        shown = json.dumps(options) if options else "(defaults)"
+        console.print(f"  options:      {shown}", highlight=False)
+        others = ", ".join(e.also_matched) or "none"
+        console.print(f"  also matched: {others} (the first route wins)", highlight=False)
+        if e.note:
+            console.print(f"  note:         {e.note}", highlight=False)
+
+
+@routes_app.command("apply")
+def routes_apply(
+    file: Annotated[Path, typer.Argument(help="Routes file to make live.")],
+    comment: Annotated[str, typer.Option("--message", "-m", help="Why (kept in history).")] = "",
+) -> None:
+    """Make a routes file the live routes (a new version in the system bucket)."""
+    from lakehouse.routes import RoutesError, read_routes_file
+    from lakehouse.routes_store import RoutesStore
+
+    settings = Settings()
+    try:
+        text, _ = read_routes_file(file)
+        saved = RoutesStore(settings).save(text, _author(), "cli", comment)
+    except RoutesError as exc:
+        for issue in exc.issues:
+            err.print(f"[red]error:[/red] {issue}", highlight=False)
+        raise typer.Exit(1) from None
+    except StorageError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"routes version {saved.version} is live", highlight=False)
+
+
+@routes_app.command("history")
+def routes_history(
+    diff: Annotated[bool, typer.Option("--diff", help="Show each version's diff.")] = False,
+) -> None:
+    """Every version of the live routes: who, when, why."""
+    from lakehouse.routes import RoutesError
+    from lakehouse.routes_store import RoutesStore, history_with_diffs
+
+    settings = Settings()
+    try:
+        versions = history_with_diffs(RoutesStore(settings))
+    except (RoutesError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    if not versions:
+        console.print("no live routes yet: the routes file is used", highlight=False)
+    for v, d in versions:
+        console.print(
+            f"v{v.version}  {v.at}  {v.source:<8}  {v.author}  {v.comment}", highlight=False
+        )
+        if diff:
+            console.print(d, highlight=False, markup=False)
+
+
+@routes_app.command("rollback")
+def routes_rollback(
+    version: Annotated[int, typer.Argument(help="The version to make live again.")],
+    comment: Annotated[str, typer.Option("--message", "-m", help="Why (kept in history).")] = "",
+) -> None:
+    """Make an old version live again (as a new version: history is never rewritten)."""
+    from lakehouse.routes import RoutesError
+    from lakehouse.routes_store import RoutesStore
+
+    settings = Settings()
+    try:
+        saved = RoutesStore(settings).rollback(version, _author(), comment)
+    except (RoutesError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"routes version {saved.version} is live (the text of v{version})")
+
+
+@routes_app.command("export")
+def routes_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="An older version instead of the live one.")
+    ] = None,
+) -> None:
+    """Write the live routes (or a version) as a routes file, e.g. to seed a new platform."""
+    from lakehouse.routes import RoutesError
+    from lakehouse.routes_store import RoutesStore, live
+
+    settings = Settings()
+    try:
+        text = RoutesStore(settings).get(version).text if version else live(settings).routes.text
+    except (RoutesError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}", highlight=False)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from lakehouse.objectstore import (
     StorageError,
 )
 from lakehouse.settings import Settings
-from storage_service import api_buckets, api_objects
+from storage_service import api_buckets, api_objects, api_routes
 from storage_service.access import Runtime
 from storage_service.gate import BucketBusy
 from storage_service.renames import RenameConflict
@@ -77,5 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_buckets.router)
     app.include_router(api_objects.router)
     app.include_router(api_objects.presigned_router)
+    app.include_router(api_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
