@@ -1,17 +1,28 @@
 """One-shot set-up of the platform, run by compose on every start (idempotent).
 
-Order matters: the JetStream stream must exist before MinIO publishes to it, the buckets before
-their notification rules, and the Iceberg warehouse before any pyiceberg or Trino client uses
-the REST catalog. Any step that fails stops the start with one clear line, because a platform
-whose landing bucket sends no events would only look healthy.
+Three steps, three compose services, because order matters:
+
+- ``python -m lakewire.platform_init stream`` (``nats-stream``): the JetStream stream, before
+  MinIO starts, since MinIO's JetStream target publishes into it from its first event;
+- ``python -m lakewire.platform_init`` (``init``, after MinIO and Lakekeeper are healthy): one
+  MinIO user and policy per service (never the root login outside this step), the default
+  buckets, the landing bucket's notification rule, the Iceberg warehouse in Lakekeeper;
+- ``python -m lakewire.platform_init trino`` (``trino-init``): the Delta schemas in Trino
+  (``lakehouse/trino.py``).
+
+Any step that fails stops the start with one clear line, because a platform whose landing
+bucket sends no events would only look healthy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
@@ -45,6 +56,127 @@ def ensure_event_stream(settings: Settings) -> None:
     asyncio.run(run())
 
 
+# --- MinIO users and policies -------------------------------------------------------------------
+READ = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging"]
+WRITE = [
+    *READ,
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "s3:PutObjectTagging",
+]
+LIST = [
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:GetBucketLocation",
+    "s3:ListBucketMultipartUploads",
+]
+
+
+def _bucket_access(read: list[str], write: list[str]) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    every = sorted(set(read) | set(write))
+    if every:
+        statements.append(
+            {"Effect": "Allow", "Action": LIST, "Resource": [f"arn:aws:s3:::{b}" for b in every]}
+        )
+    if read:
+        statements.append(
+            {"Effect": "Allow", "Action": READ, "Resource": [f"arn:aws:s3:::{b}/*" for b in read]}
+        )
+    if write:
+        statements.append(
+            {"Effect": "Allow", "Action": WRITE, "Resource": [f"arn:aws:s3:::{b}/*" for b in write]}
+        )
+    return statements
+
+
+def service_policies(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The IAM policy of each service's MinIO user: what it needs, never admin rights.
+
+    The storage service manages buckets (create, delete, rename, versioning, notification
+    rules), so it has every S3 action on every bucket, but no MinIO admin API; the others get
+    object access to the buckets they use.
+    """
+    s = settings
+    lake, landing = s.lake_bucket, s.landing_bucket
+    buckets = list(dict.fromkeys(s.default_buckets))
+    others = [b for b in buckets if b not in (lake, landing)]
+
+    def policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"Version": "2012-10-17", "Statement": statements}
+
+    return {
+        "storage": policy(
+            [{"Effect": "Allow", "Action": ["s3:*"], "Resource": ["arn:aws:s3:::*"]}]
+        ),
+        # Ingestion reads landing and writes tables, quarantine copies, results, compute logs.
+        "dagster": policy(_bucket_access(read=buckets, write=buckets)),
+        # Trino writes its file metastore under the lake; reads files anywhere (hive catalog).
+        "trino": policy(_bucket_access(read=buckets, write=[lake])),
+        "lakekeeper": policy(_bucket_access(read=[lake], write=[lake])),
+        "jupyter": policy(_bucket_access(read=buckets, write=others)),
+    }
+
+
+class MinioAdminLike(Protocol):
+    def user_add(self, access_key: str, secret_key: str) -> str: ...
+    def policy_add(
+        self, policy_name: str, policy_file: str | None = None, policy: dict[str, Any] | None = None
+    ) -> str: ...
+    def policy_set(
+        self, policy_name: str, user: str | None = None, group: str | None = None
+    ) -> str: ...
+
+
+def service_logins(secrets_dir: Path) -> dict[str, tuple[str, str]]:
+    """Each service's generated MinIO login, from init's own secrets folder."""
+    out = {}
+    for path in sorted(secrets_dir.glob("s3_*_access_key")):
+        user = path.name.removeprefix("s3_").removesuffix("_access_key")
+        secret = secrets_dir / f"s3_{user}_secret_key"
+        out[user] = (path.read_text().strip(), secret.read_text().strip())
+    return out
+
+
+def ensure_service_users(
+    admin: MinioAdminLike, settings: Settings, logins: dict[str, tuple[str, str]]
+) -> list[str]:
+    """Create (or update) one policy and one user per service and bind them; idempotent."""
+    policies = service_policies(settings)
+    done = []
+    for service, (access, secret) in logins.items():
+        if service not in policies:
+            raise InitError(f"no MinIO policy defined for service '{service}'")
+        name = f"lakewire-{service}"
+        admin.policy_add(name, policy=policies[service])
+        admin.user_add(access, secret)
+        admin.policy_set(name, user=access)
+        done.append(service)
+    return done
+
+
+def minio_admin(settings: Settings) -> MinioAdminLike:
+    from urllib.parse import urlsplit
+
+    from minio.credentials import StaticProvider
+    from minio.minioadmin import MinioAdmin
+
+    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+        raise InitError("MinIO users need LAKEWIRE_S3_ENDPOINT and the root login")
+    url = urlsplit(settings.s3_endpoint)
+    return MinioAdmin(
+        endpoint=url.netloc,
+        credentials=StaticProvider(
+            settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
+        ),
+        region=settings.s3_region,
+        secure=url.scheme == "https",
+    )
+
+
 def ensure_buckets_and_notifications(settings: Settings) -> None:
     rt = ServiceRuntime(settings)
     if not rt.store.ping():
@@ -61,8 +193,17 @@ def ensure_buckets_and_notifications(settings: Settings) -> None:
         ) from exc
 
 
-def ensure_iceberg_warehouse(settings: Settings, rest_uri: str, name: str = "lakewire") -> None:
-    """Create the Lakekeeper warehouse over ``s3://<lake>/iceberg`` unless it exists."""
+def ensure_iceberg_warehouse(
+    settings: Settings,
+    rest_uri: str,
+    name: str = "lakewire",
+    login: tuple[str, str] | None = None,
+) -> None:
+    """Create the Lakekeeper warehouse over ``s3://<lake>/iceberg`` unless it exists.
+
+    ``login`` is Lakekeeper's own MinIO user (it signs requests for its clients with it);
+    unset means the settings' login, as on a single-user store.
+    """
     base = rest_uri.removesuffix("/catalog")
     with httpx.Client(base_url=base, timeout=10) as client:
         # Bootstrapping an already bootstrapped server answers 4xx; that is fine.
@@ -72,6 +213,10 @@ def ensure_iceberg_warehouse(settings: Settings, rest_uri: str, name: str = "lak
         if any(w.get("name") == name for w in listed.json().get("warehouses", [])):
             return
         s = settings
+        access, secret = login or (
+            s.s3_access_key.get_secret_value() if s.s3_access_key else "",
+            s.s3_secret_key.get_secret_value() if s.s3_secret_key else "",
+        )
         resp = client.post(
             "/management/v1/warehouse",
             json={
@@ -89,12 +234,8 @@ def ensure_iceberg_warehouse(settings: Settings, rest_uri: str, name: str = "lak
                 "storage-credential": {
                     "type": "s3",
                     "credential-type": "access-key",
-                    "aws-access-key-id": s.s3_access_key.get_secret_value()
-                    if s.s3_access_key
-                    else "",
-                    "aws-secret-access-key": s.s3_secret_key.get_secret_value()
-                    if s.s3_secret_key
-                    else "",
+                    "aws-access-key-id": access,
+                    "aws-secret-access-key": secret,
                 },
             },
         )
@@ -102,20 +243,64 @@ def ensure_iceberg_warehouse(settings: Settings, rest_uri: str, name: str = "lak
             raise InitError(f"Lakekeeper refused the warehouse: {resp.status_code} {resp.text}")
 
 
-def main() -> int:
+def _secrets_dir() -> Path | None:
+    value = os.environ.get("LAKEWIRE_SECRETS_DIR")
+    return Path(value) if value else None
+
+
+def setup(settings: Settings) -> None:
+    secrets_dir = _secrets_dir()
+    logins = service_logins(secrets_dir) if secrets_dir else {}
+    if logins:
+        admin = minio_admin(settings)
+        users: list[str] = []
+        _retry("MinIO users", lambda: users.extend(ensure_service_users(admin, settings, logins)))
+        print(f"MinIO users ready: {', '.join(sorted(set(users)))}")
+    ensure_buckets_and_notifications(settings)
+    print(f"buckets {', '.join(settings.default_buckets)} ready; landing notifies")
+    if settings.iceberg_rest_uri:
+        uri = settings.iceberg_rest_uri
+        name = settings.iceberg_rest_warehouse or "lakewire"
+        login = logins.get("lakekeeper")
+        _retry("Iceberg warehouse", lambda: ensure_iceberg_warehouse(settings, uri, name, login))
+        print("iceberg warehouse ready")
+
+
+def trino_schemas(settings: Settings) -> None:
+    from lakehouse.trino import TrinoSettings, connect_trino, ensure_schemas
+
+    trino = TrinoSettings()
+    if not trino.trino_url:
+        raise InitError("LAKEWIRE_TRINO_URL is not set")
+    schemas: list[str] = []
+    _retry(
+        "Trino schemas",
+        lambda: schemas.extend(ensure_schemas(connect_trino(trino), settings, trino.schemas)),
+        timeout=trino.init_timeout_seconds,
+    )
+    print(f"trino schemas ready: {', '.join(sorted(set(schemas)))}")
+
+
+STEPS = ("stream", "setup", "trino")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    step = args[0] if args else "setup"
+    if step not in STEPS:
+        print(f"usage: python -m lakewire.platform_init [{'|'.join(STEPS)}]", file=sys.stderr)
+        return 2
     settings = Settings()
     try:
-        _retry("JetStream stream", lambda: ensure_event_stream(settings))
-        print(f"stream {settings.stream_name} ready")
-        ensure_buckets_and_notifications(settings)
-        print(f"buckets {', '.join(settings.default_buckets)} ready; landing notifies")
-        if settings.iceberg_rest_uri:
-            uri = settings.iceberg_rest_uri
-            name = settings.iceberg_rest_warehouse or "lakewire"
-            _retry("Iceberg warehouse", lambda: ensure_iceberg_warehouse(settings, uri, name))
-            print("iceberg warehouse ready")
+        if step == "stream":
+            _retry("JetStream stream", lambda: ensure_event_stream(settings))
+            print(f"stream {settings.stream_name} ready")
+        elif step == "setup":
+            setup(settings)
+        else:
+            trino_schemas(settings)
     except InitError as exc:
-        print(f"platform init failed: {exc}", file=sys.stderr)
+        print(f"platform init ({step}) failed: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -58,3 +59,73 @@ def test_init_fails_loudly_when_the_store_rejects_the_rule_on_s3_moto(
     settings = s3_settings(tmp_path, nats, moto_s3)  # MinIO's ARN, which moto rejects
     with pytest.raises(platform_init.InitError, match="rejected notification rules"):
         platform_init.ensure_buckets_and_notifications(settings)
+
+
+class _RecordingAdmin:
+    """MinIO's admin API as platform_init calls it (moto has none; enforcement is left to
+    `make compose-smoke`, DECISIONS "Store, tenants and credentials")."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.policies: dict[str, dict[str, Any]] = {}
+
+    def user_add(self, access_key: str, secret_key: str) -> str:
+        self.calls.append(("user_add", access_key))
+        return ""
+
+    def policy_add(
+        self,
+        policy_name: str,
+        policy_file: str | None = None,
+        policy: dict[str, Any] | None = None,
+    ) -> str:
+        assert policy is not None
+        self.policies[policy_name] = policy
+        self.calls.append(("policy_add", policy_name))
+        return ""
+
+    def policy_set(
+        self, policy_name: str, user: str | None = None, group: str | None = None
+    ) -> str:
+        self.calls.append(("policy_set", policy_name, str(user)))
+        return ""
+
+
+def test_one_minio_user_and_policy_per_service_never_admin(tmp_path: Path) -> None:
+    from lakewire.platform_secrets import S3_USERS, ensure_secrets
+
+    secrets = tmp_path / "secrets"
+    ensure_secrets(secrets, chown=False)
+    logins = platform_init.service_logins(secrets / "init")
+    assert sorted(logins) == sorted(S3_USERS)
+    admin = _RecordingAdmin()
+    settings = Settings(data_dir=tmp_path / "d")
+    platform_init.ensure_service_users(admin, settings, logins)
+    platform_init.ensure_service_users(admin, settings, logins)  # idempotent calls, same result
+    for service, (access, _) in logins.items():
+        name = f"lakewire-{service}"
+        i = admin.calls.index(("policy_add", name))
+        assert admin.calls[i + 1 : i + 3] == [("user_add", access), ("policy_set", name, access)]
+    for name, policy in admin.policies.items():
+        statements = policy["Statement"]
+        assert isinstance(statements, list) and statements
+        for st in statements:
+            assert all(a.startswith("s3:") for a in st["Action"]), name  # never admin:*
+            assert all(r.startswith("arn:aws:s3:::") for r in st["Resource"]), name
+    # Read-only where it only reads: Trino writes the lake alone, Lakekeeper touches nothing else.
+    trino_writes = {
+        r
+        for st in admin.policies["lakewire-trino"]["Statement"]
+        if "s3:PutObject" in st["Action"]
+        for r in st["Resource"]
+    }
+    assert trino_writes == {"arn:aws:s3:::lake/*"}
+    keeper = admin.policies["lakewire-lakekeeper"]["Statement"]
+    assert {r for st in keeper for r in st["Resource"]} == {
+        "arn:aws:s3:::lake",
+        "arn:aws:s3:::lake/*",
+    }
+
+
+def test_init_steps_are_named_and_unknown_ones_refused() -> None:
+    assert platform_init.main(["nonsense"]) == 2
