@@ -13,6 +13,10 @@ import yaml
 
 from lakehouse.settings import Settings
 
+MAX_RUNTIME_SECONDS = 1800
+"""A run still STARTED after this long is failed by run monitoring (ingest batches are capped)."""
+RUN_MONITORING_POLL_SECONDS = 10
+
 
 def instance_config(settings: Settings) -> dict[str, object]:
     home = settings.dagster_home
@@ -38,7 +42,18 @@ def instance_config(settings: Settings) -> dict[str, object]:
                 ],
             },
         },
-        "run_monitoring": {"enabled": True, "start_timeout_seconds": 120},
+        # A run whose worker died (killed with its daemon, or by the OOM killer) must not stay
+        # STARTED holding its table's concurrency slot: the launcher's worker health check
+        # fails it within a poll; any run still going after MAX_RUNTIME_SECONDS is failed too.
+        # Runs are not resumed (a later run ingests what was left; the ledger makes it safe).
+        "run_launcher": {"module": "lakewire.run_launcher", "class": "LocalRunLauncher"},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 120,
+            "max_runtime_seconds": MAX_RUNTIME_SECONDS,
+            "max_resume_run_attempts": 0,
+            "poll_interval_seconds": RUN_MONITORING_POLL_SECONDS,
+        },
         "telemetry": {"enabled": False},
         "nux": {"enabled": False},
     }

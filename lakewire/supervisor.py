@@ -499,6 +499,10 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        # A zombie (exited, not yet reaped by a parent that is not us) is gone.
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
     with contextlib.suppress(ChildProcessError):
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
@@ -522,7 +526,9 @@ def stop(settings: Settings, timeout: float = 60.0) -> list[str]:
     groups: set[int] = set()
     if supervisord_running(settings):
         infos = rpc(settings).supervisor.getAllProcessInfo()
-        stopped = [i["name"] for i in reversed(infos) if i["statename"] in RUNNING_STATES]
+        order = {s.name: n for n, s in enumerate(services(settings))}
+        infos.sort(key=lambda i: order.get(i["name"], len(order)), reverse=True)
+        stopped = [i["name"] for i in infos if i["statename"] in RUNNING_STATES]
         groups = {int(i["pid"]) for i in infos if i["pid"]}
         with contextlib.suppress(OSError, xmlrpc.client.Error):
             # Each service is stopped in reverse priority order: consumers first.
@@ -642,21 +648,23 @@ def status(settings: Settings) -> dict[str, Any]:
         elif what == "gave up":
             exits[name] = exits.get(name, "") + "; gave up: too many start retries"
     rows = []
-    for svc in services(settings):
-        info = infos.get(svc.name)
+    names = [svc.name for svc in services(settings)]
+    names += [n for n in infos if n not in names]  # e.g. an extra service from another shell
+    for name in names:
+        info = infos.get(name)
         state = info["statename"] if info else "STOPPED"
         running = state == "RUNNING"
         row: dict[str, Any] = {
-            "name": svc.name,
+            "name": name,
             "state": state,
             "pid": info["pid"] if info and info["pid"] else None,
             "uptime_seconds": int(info["now"] - info["start"]) if info and running else None,
-            "restarts": max(0, spawns.get(svc.name, 0) - 1),
-            "last_exit": exits.get(svc.name),
-            "log": str(service_log(settings, svc.name)),
+            "restarts": max(0, spawns.get(name, 0) - 1),
+            "last_exit": exits.get(name),
+            "log": str(service_log(settings, name)),
         }
         if info and not running:
-            row["last_log_lines"] = _tail(service_log(settings, svc.name), 10)
+            row["last_log_lines"] = _tail(service_log(settings, name), 10)
         rows.append(row)
     return {
         "data_dir": str(settings.resolved_data_dir),
