@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import heapq
 import os
@@ -326,6 +327,44 @@ def _paginate(
     return page, next_cursor
 
 
+Entry = tuple[str, Callable[[], "ObjectInfo | None"] | None]
+
+
+class _Listings:
+    """Listing pages and object iteration, the same on both backends: a backend yields its
+    entries in key order (``None`` for a folder, else a loader of the object's facts, called
+    only for what ends up on the page)."""
+
+    def _entries(
+        self, bucket: str, prefix: str, delimiter: str | None, cursor: str | None
+    ) -> Iterator[Entry]:
+        raise NotImplementedError
+
+    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        for _, load in self._entries(bucket, prefix, None, None):
+            if load is not None and (info := load()) is not None:
+                yield info
+
+    def list_page(
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = "/",
+        cursor: str | None = None,
+        limit: int = 1000,
+    ) -> Listing:
+        """One page in key order; folders (common prefixes) and objects merged, so a page
+        boundary can fall anywhere and the next page starts strictly after the cursor."""
+        entries = self._entries(bucket, prefix, delimiter, cursor)
+        page, next_cursor = _paginate(entries, prefix, delimiter, cursor, limit)
+        objects = [info for _, load in page if load is not None and (info := load()) is not None]
+        return Listing(
+            folders=[k for k, load in page if load is None],
+            objects=objects,
+            next_cursor=next_cursor,
+        )
+
+
 # -- the local backend: one folder per bucket, walked by file descriptor ------------------------
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO someone left in a bucket must not hang the service.
@@ -455,7 +494,7 @@ class _StagedWrite:
         self.store._prune(self.bucket, self.key)
 
 
-class LocalObjectStore:
+class LocalObjectStore(_Listings):
     """Embedded default: ``<data_dir>/storage/<bucket>/<key>``."""
 
     kind: Literal["local", "s3"] = "local"
@@ -800,30 +839,16 @@ class LocalObjectStore:
             return iter(())
         return self._walk(directory, rel, name_prefix, cursor, recurse)
 
-    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        for key, path in self._walk_prefix(bucket, prefix, None, recurse=True):
-            if path is not None and (info := self._info(key, str(path))) is not None:
-                yield info
-
-    def list_page(
-        self,
-        bucket: str,
-        prefix: str = "",
-        delimiter: str | None = "/",
-        cursor: str | None = None,
-        limit: int = 1000,
-    ) -> Listing:
+    def _entries(
+        self, bucket: str, prefix: str, delimiter: str | None, cursor: str | None
+    ) -> Iterator[Entry]:
         """With ``/`` as delimiter only the prefix's own folder is read, however many objects
         lie deeper; any other delimiter folds a sorted recursive walk."""
-        walk = self._walk_prefix(bucket, prefix, cursor, recurse=delimiter != "/")
-        page, next_cursor = _paginate(walk, prefix, delimiter, cursor, limit)
-        objects = []
-        for key, path in page:
-            if path is not None and (info := self._info(key, str(path))) is not None:
-                objects.append(info)
-        return Listing(
-            folders=[k for k, p in page if p is None], objects=objects, next_cursor=next_cursor
-        )
+        for key, path in self._walk_prefix(bucket, prefix, cursor, recurse=delimiter != "/"):
+            if path is None:
+                yield key, None
+            else:
+                yield key, functools.partial(self._info, key, str(path))
 
     # -- what only S3 can do; reported instead of failing --------------------------------------
     def encryption(self, bucket: str) -> Encryption:
@@ -858,7 +883,7 @@ class LocalObjectStore:
         raise Unsupported("the local backend has no notification targets of its own")
 
 
-class S3ObjectStore:
+class S3ObjectStore(_Listings):
     """MinIO, AWS S3 or any S3-compatible store; path-style and plain http are settings."""
 
     kind: Literal["local", "s3"] = "s3"
@@ -1105,9 +1130,9 @@ class S3ObjectStore:
         validate_key(key)
         obstore.delete(self._require(bucket), key)
 
-    def _list(
-        self, bucket: str, prefix: str, delimiter: str | None, start_after: str | None
-    ) -> Iterator[tuple[str, ObjectInfo | None]]:
+    def _entries(
+        self, bucket: str, prefix: str, delimiter: str | None, cursor: str | None
+    ) -> Iterator[Entry]:
         """ListObjectsV2 as S3 defines it: ``prefix`` is any start of a key (obstore's list
         takes whole path segments only), folders are common prefixes, all in key order."""
         validate_prefix(prefix)
@@ -1116,42 +1141,16 @@ class S3ObjectStore:
         args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if delimiter:
             args["Delimiter"] = delimiter
-        if start_after:
-            args["StartAfter"] = start_after
+        if cursor:
+            args["StartAfter"] = cursor
         for page in self.client.get_paginator("list_objects_v2").paginate(**args):
-            objects = (
-                (
-                    o["Key"],
-                    ObjectInfo(o["Key"], int(o["Size"]), o["LastModified"], o["ETag"].strip('"')),
-                )
+            objects: Iterator[Entry] = (
+                (o["Key"], functools.partial(_listed_info, o))
                 for o in page.get("Contents", [])
                 if not STAGING_RE.search(o["Key"])
             )
-            folders = ((p["Prefix"], None) for p in page.get("CommonPrefixes", []))
+            folders: Iterator[Entry] = ((p["Prefix"], None) for p in page.get("CommonPrefixes", []))
             yield from heapq.merge(objects, folders, key=lambda item: item[0])
-
-    def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        for _, info in self._list(bucket, prefix, None, None):
-            if info is not None:
-                yield info
-
-    def list_page(
-        self,
-        bucket: str,
-        prefix: str = "",
-        delimiter: str | None = "/",
-        cursor: str | None = None,
-        limit: int = 1000,
-    ) -> Listing:
-        """Folders (common prefixes) and objects merged in key order, so a page boundary can
-        fall anywhere and the next page starts strictly after the cursor."""
-        stream = self._list(bucket, prefix, delimiter, cursor)
-        page, next_cursor = _paginate(stream, prefix, delimiter, cursor, limit)
-        return Listing(
-            folders=[k for k, info in page if info is None],
-            objects=[info for _, info in page if info is not None],
-            next_cursor=next_cursor,
-        )
 
     def store(self, bucket: str) -> S3Store:
         if bucket not in self._stores:
@@ -1297,6 +1296,10 @@ class S3ObjectStore:
         self.client.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration=config
         )
+
+
+def _listed_info(o: Any) -> ObjectInfo:
+    return ObjectInfo(o["Key"], int(o["Size"]), o["LastModified"], o["ETag"].strip('"'))
 
 
 def _error_code(exc: Exception) -> str | None:

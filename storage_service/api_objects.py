@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from lakehouse.objectstore import ObjectInfo, validate_key
+from lakehouse.objectstore import InvalidName, ObjectInfo, validate_key
 from storage_service.access import Runtime, require_key
 from storage_service.events import OBJECT_CREATED_PUT
 from storage_service.http_ranges import parse_range
@@ -71,6 +71,15 @@ class Presigned(BaseModel):
 
 class TooLarge(Exception):
     pass
+
+
+def exact_key(request: Request, key: str) -> str:
+    """The key as sent. Starlette's ``{key:path}`` pattern ends in ``$``, which matches before
+    a trailing newline, so ``a%0A`` reaches a handler as ``a``: a write would land under
+    another key than the one asked for. Refuse any key the path does not end with."""
+    if not request.scope["path"].endswith(key):
+        raise InvalidName("object key must not contain control characters (tab, newline, NUL…)")
+    return validate_key(key)
 
 
 def content_type_for(key: str) -> str:
@@ -168,6 +177,7 @@ async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> U
 
 @router.put(OBJECT_PATH, status_code=201, response_model=Uploaded)
 async def put_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+    exact_key(request, key)
     info = await upload(rt, name, key, request)
     return _uploaded(info)
 
@@ -218,12 +228,13 @@ async def download(
 
 @router.get(OBJECT_PATH)
 async def get_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+    exact_key(request, key)
     return await download(rt, name, key, request)
 
 
 @router.head(OBJECT_PATH)
-def head_object(name: str, key: str, rt: Runtime) -> Response:
-    validate_key(key)
+def head_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+    exact_key(request, key)
     info = rt.store.head(name, key)
     headers = _headers(info)
     headers["Content-Length"] = str(info.size)
@@ -232,8 +243,8 @@ def head_object(name: str, key: str, rt: Runtime) -> Response:
 
 
 @router.delete(OBJECT_PATH, status_code=204)
-def delete_object(name: str, key: str, rt: Runtime) -> Response:
-    validate_key(key)
+def delete_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+    exact_key(request, key)
     with rt.gate.writing(name):
         rt.store.head(name, key)  # a missing object is a clear 404, not a silent success
         rt.store.delete(name, key)
@@ -272,6 +283,7 @@ def _verify(rt: ServiceRuntime, method: str, name: str, key: str, request: Reque
 @presigned_router.get("/presigned/{name}/{key:path}")
 async def presigned_get(name: str, key: str, request: Request) -> Response:
     rt: ServiceRuntime = request.app.state.runtime
+    exact_key(request, key)
     _verify(rt, "GET", name, key, request)
     return await download(rt, name, key, request, attachment=True)
 
@@ -279,13 +291,15 @@ async def presigned_get(name: str, key: str, request: Request) -> Response:
 @presigned_router.head("/presigned/{name}/{key:path}")
 async def presigned_head(name: str, key: str, request: Request) -> Response:
     rt: ServiceRuntime = request.app.state.runtime
+    exact_key(request, key)
     _verify(rt, "GET", name, key, request)  # a GET link may also be probed with HEAD
-    return await asyncio.to_thread(head_object, name, key, rt)
+    return await asyncio.to_thread(head_object, name, key, request, rt)
 
 
 @presigned_router.put("/presigned/{name}/{key:path}")
 async def presigned_put(name: str, key: str, request: Request) -> Response:
     rt: ServiceRuntime = request.app.state.runtime
+    exact_key(request, key)
     _verify(rt, "PUT", name, key, request)
     info = await upload(rt, name, key, request)
     return _uploaded(info)

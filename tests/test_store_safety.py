@@ -478,11 +478,18 @@ def test_bad_object_with_a_near_limit_key_is_quarantined_and_the_batch_commits(
     long_key = "orders/" + ("d" * 250 + "/") * 3 + "b" * 246 + ".csv"
     assert len(long_key.encode()) == 1010
     good = land(store, "landing", "orders/good.csv", csv_bytes(10))
-    bad = land(store, "landing", long_key, b"id,amount\nx,y\n")
+    bad = land(store, "landing", long_key, b"")  # empty: always quarantined
     report = ingest_batch(
         settings, store, route.table_for("orders/good.csv"), [good, bad], "run-long", route=route
     )
     assert report.rows == 10 and report.ingested == [good.uri]
     record = find_quarantined(settings, store, "landing", long_key)
-    assert record is not None and record.key == long_key and record.kind == "schema_conflict"
+    assert record is not None and record.key == long_key and record.kind == "empty"
     assert [r.key for r in list_quarantined(settings, store, "landing")] == [long_key]
+
+
+def test_a_trailing_newline_in_a_key_is_refused_not_stored_under_another_key(live: Live) -> None:
+    with live.client() as c:
+        resp = c.put("/api/buckets/datasets/objects/nl%0A", content=b"1")
+        assert resp.status_code == 422, resp.text
+        assert c.get("/api/buckets/datasets/objects/nl").status_code == 404
