@@ -22,6 +22,7 @@ from lakehouse.objectstore import (
 from lakehouse.settings import Settings
 from storage_service import api_buckets, api_objects, api_routes
 from storage_service.access import Runtime
+from storage_service.api_events import router as events_router
 from storage_service.gate import BucketBusy
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_buckets.router)
     app.include_router(api_objects.router)
     app.include_router(api_objects.presigned_router)
+    app.include_router(events_router)
     app.include_router(api_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
