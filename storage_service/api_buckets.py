@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from lakehouse.objectstore import BucketNotFound, Unsupported, validate_key
+from lakehouse.routes import SYSTEM_BUCKET
 from storage_service.access import Runtime, require_key
 from storage_service.notifications import MINIO_NATS_ARN, BucketNotifications
 from storage_service.renames import RenameState
@@ -110,6 +111,13 @@ def _require_bucket(rt: Runtime, name: str) -> None:
         raise BucketNotFound(f"bucket '{name}' does not exist")
 
 
+def _not_system(name: str) -> None:
+    """The system bucket holds the platform's own state (live routes and their history): it
+    is changed through its own endpoints, never deleted, renamed or written as a bucket."""
+    if name == SYSTEM_BUCKET:
+        raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is the platform's system bucket")
+
+
 @router.get("/summary")
 def summary(rt: Runtime) -> Summary:
     """A backend that cannot be reached is reported as DISCONNECTED, never as an error."""
@@ -156,6 +164,7 @@ def delete_bucket(
     rt: Runtime,
     confirm: str | None = Query(None, description="must repeat the bucket's name"),
 ) -> Response:
+    _not_system(name)
     if confirm != name:
         raise HTTPException(400, detail="to delete a bucket, pass confirm=<the bucket's name>")
     # Refused (409) while writes into the bucket are in flight or a rename holds it; while the
@@ -175,6 +184,8 @@ def rename_bucket(
     wait: bool = Query(False, description="answer only when the rename has finished"),
 ) -> RenameState:
     """Starts the move and answers at once; progress is at ``GET .../rename``."""
+    _not_system(name)
+    _not_system(body.new_name)
     state = rt.renamer.start(name, body.new_name)
     if wait:
         final = rt.renamer.wait(name)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from lakehouse.objectstore import InvalidName, ObjectInfo, validate_key
+from lakehouse.routes import SYSTEM_BUCKET
 from storage_service.access import Runtime, require_key
 from storage_service.events import OBJECT_CREATED_PUT
 from storage_service.http_ranges import parse_range
@@ -125,6 +126,8 @@ async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> U
     or renamed under it, and one of a bounded number of upload slots.
     """
     validate_key(key)
+    if name == SYSTEM_BUCKET:
+        raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is written only through /api/routes")
     limit = rt.settings.max_object_bytes
     too_large = f"object is larger than the {limit}-byte limit"
     declared = request.headers.get("content-length")
@@ -245,6 +248,8 @@ def head_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
 @router.delete(OBJECT_PATH, status_code=204)
 def delete_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
     exact_key(request, key)
+    if name == SYSTEM_BUCKET:
+        raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is changed only through /api/routes")
     with rt.gate.writing(name):
         rt.store.head(name, key)  # a missing object is a clear 404, not a silent success
         rt.store.delete(name, key)

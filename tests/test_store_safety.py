@@ -493,3 +493,14 @@ def test_a_trailing_newline_in_a_key_is_refused_not_stored_under_another_key(liv
         resp = c.put("/api/buckets/datasets/objects/nl%0A", content=b"1")
         assert resp.status_code == 422, resp.text
         assert c.get("/api/buckets/datasets/objects/nl").status_code == 404
+
+
+def test_the_system_bucket_is_not_deleted_renamed_or_written_as_a_bucket(live: Live) -> None:
+    assert live.store.bucket_exists("lakewire-system")  # seeded with the routes at start
+    with live.client() as c:
+        gone = c.delete("/api/buckets/lakewire-system", params={"confirm": "lakewire-system"})
+        moved = c.post("/api/buckets/lakewire-system/rename", json={"new_name": "mine"})
+        taken = c.post("/api/buckets/datasets/rename", json={"new_name": "lakewire-system"})
+        put = c.put("/api/buckets/lakewire-system/objects/routes/versions/9.json", content=b"{}")
+    assert [r.status_code for r in (gone, moved, taken, put)] == [403, 403, 403, 403]
+    assert live.store.bucket_exists("lakewire-system") and live.store.bucket_exists("datasets")
