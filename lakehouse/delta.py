@@ -16,7 +16,17 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.tables import SOURCE_URI, SourceVersion, TableRef, WriteSpec, polars_schema
+from lakehouse.tables import (
+    COLUMN_NAMING_PROPERTY,
+    SOURCE_URI,
+    ColumnNaming,
+    SourceVersion,
+    TableRef,
+    WriteSpec,
+    naming_of,
+    new_columns_only,
+    polars_schema,
+)
 
 
 def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
@@ -75,6 +85,19 @@ class DeltaTarget:
         dt = self._table()
         return None if dt is None else polars_schema(pa.schema(dt.schema().to_arrow()))
 
+    def column_naming(self) -> ColumnNaming | None:
+        dt = self._table()
+        if dt is None:
+            return None
+        value = dt.metadata().configuration.get(COLUMN_NAMING_PROPERTY)
+        if value == "snake_case":
+            return "snake_case"
+        if value == "as_is":
+            return "as_is"
+        # No property: a table from before issue 9 (as_is), or one whose property commit, the
+        # one after its first write, never happened (its columns carry their original names).
+        return naming_of(pa.schema(dt.schema().to_arrow()))
+
     def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
         dt = self._table()
         return {i: (dt.transaction_version(i) if dt else None) for i in ids}
@@ -89,6 +112,9 @@ class DeltaTarget:
         props = _props({s.app_id: s.version for s in sources}, spec.mode, len(sources))
         opts = self.storage_options or None
         dt = self._table()
+        naming = naming_of(data.schema) if dt is None else None
+        if dt is not None:  # original names are recorded when a column is added, not after
+            data = data.cast(new_columns_only(data.schema, dt.schema().to_arrow().names))
         partition_by = list(spec.partition_by) or None
         if dt is not None and spec.mode == "merge":
             predicate = " AND ".join(f"t.{_ident(k)} = s.{_ident(k)}" for k in spec.merge_keys)
@@ -126,6 +152,12 @@ class DeltaTarget:
                 commit_properties=props,
             )
         dt = self._table()
+        if dt is not None and naming is not None:
+            # delta-rs refuses non-delta keys in write/create configuration, so a second commit
+            dt.alter.set_table_properties(
+                {COLUMN_NAMING_PROPERTY: naming}, raise_if_not_exists=False
+            )
+            dt = self._table()
         return dt.version() if dt else None
 
     def delete_sources(self, removed: list[SourceVersion]) -> int | None:

@@ -16,7 +16,17 @@ import pyarrow as pa
 
 from lakehouse.objectstore import ObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
-from lakehouse.tables import SOURCE_URI, SourceVersion, TableRef, WriteSpec, polars_schema
+from lakehouse.tables import (
+    COLUMN_NAMING_PROPERTY,
+    SOURCE_URI,
+    ColumnNaming,
+    SourceVersion,
+    TableRef,
+    WriteSpec,
+    naming_of,
+    new_columns_only,
+    polars_schema,
+)
 
 if TYPE_CHECKING:  # pyiceberg is imported only where used: it costs seconds at import
     from pyiceberg.catalog import Catalog
@@ -81,6 +91,13 @@ class IcebergTarget:
         table = self._table()
         return None if table is None else polars_schema(table.schema().as_arrow())
 
+    def column_naming(self) -> ColumnNaming | None:
+        table = self._table()
+        if table is None:
+            return None
+        value = table.properties.get(COLUMN_NAMING_PROPERTY)
+        return "snake_case" if value == "snake_case" else "as_is"  # none: from before issue 9
+
     def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
         table = self._table()
         seen: dict[str, int] = {}
@@ -96,7 +113,11 @@ class IcebergTarget:
         with contextlib.suppress(NamespaceAlreadyExistsError):
             cat.create_namespace(self.ref.schema)
         try:
-            table = cat.create_table((self.ref.schema, self.ref.name), schema=schema)
+            table = cat.create_table(
+                (self.ref.schema, self.ref.name),
+                schema=schema,
+                properties={COLUMN_NAMING_PROPERTY: naming_of(schema)},
+            )
         except TableAlreadyExistsError:
             return cat.load_table((self.ref.schema, self.ref.name))
         if spec.partition_by:
@@ -118,6 +139,8 @@ class IcebergTarget:
 
         props = {LEDGER_PROPERTY: json.dumps({s.app_id: s.version for s in sources})}
         table = self._table() or self._create(data.schema, spec)
+        # Columns the table has keep the docs they were created with.
+        data = data.cast(new_columns_only(data.schema, [f.name for f in table.schema().fields]))
         if spec.mode == "merge":
             rows = data.read_all()
             self._evolve(table, rows.schema)

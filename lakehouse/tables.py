@@ -12,7 +12,7 @@ rows, while new content under the same key is new data.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -119,6 +119,49 @@ class WriteSpec:
     partition_by: tuple[str, ...] = ()
 
 
+# How a table names its columns (DECISIONS "Column names (9)"): a table created since issue 9
+# has SQL-safe snake_case names, each column's header in its first source object kept as field
+# metadata; a table created before keeps the objects' own names. The table property records it.
+ColumnNaming = Literal["snake_case", "as_is"]
+COLUMN_NAMING_PROPERTY = "lakewire.column_names"
+ORIGINAL_NAME_KEY = "lakewire.original_name"
+
+
+def with_original_names(schema: pa.Schema, columns: Iterable[Mapping[str, str]]) -> pa.Schema:
+    """``schema`` with each column's name in its source objects as field metadata (the first
+    object's wins): ``lakewire.original_name`` always, and ``comment``/``doc`` (the column
+    comment Trino and Spark show for Delta, pyiceberg's field doc for Iceberg) when it differs."""
+    names: dict[str, str] = {}
+    for mapping in columns:
+        for col, original in mapping.items():
+            names.setdefault(col, original)
+    if not names:
+        return schema
+    fields = []
+    for f in schema:
+        if f.name in names:
+            original = names[f.name]
+            meta = {ORIGINAL_NAME_KEY: original}
+            if original != f.name:
+                meta |= {"comment": original, "doc": original}
+            f = f.with_metadata(meta)
+        fields.append(f)
+    return pa.schema(fields)
+
+
+def new_columns_only(schema: pa.Schema, existing: Collection[str]) -> pa.Schema:
+    """``schema`` with the metadata of the columns a table already has dropped: a table keeps
+    what it first recorded (and Delta refuses to merge a different value)."""
+    return pa.schema([f.remove_metadata() if f.name in existing else f for f in schema])
+
+
+def naming_of(schema: pa.Schema) -> ColumnNaming:
+    """The naming a table is created with: snake_case when its columns were renamed so (each
+    then carries its original name)."""
+    key = ORIGINAL_NAME_KEY.encode()
+    return "snake_case" if any(f.metadata and key in f.metadata for f in schema) else "as_is"
+
+
 class TableTarget(Protocol):
     """One Delta or Iceberg table, written only together with its ledger entries."""
 
@@ -126,6 +169,10 @@ class TableTarget(Protocol):
 
     def schema(self) -> pl.Schema | None:
         """The table's columns, or ``None`` before the first commit."""
+        ...
+
+    def column_naming(self) -> ColumnNaming | None:
+        """The naming the table was created with (``None`` before the first commit)."""
         ...
 
     def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:

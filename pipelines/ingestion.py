@@ -21,7 +21,14 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from lakehouse.formats import BadObject, detect_format, fit, read_frame, scan_frame, target_schema
+from lakehouse.formats import (
+    BadObject,
+    ObjectReader,
+    ReadOptions,
+    ReadResult,
+    fit,
+    target_schema,
+)
 from lakehouse.objectstore import ObjectNotFound, ObjectStore
 from lakehouse.quarantine import QuarantineRecord, quarantine_object
 from lakehouse.routes import Route
@@ -34,6 +41,7 @@ from lakehouse.tables import (
     lineage_columns,
     open_target,
     pending_sources,
+    with_original_names,
 )
 
 Store = ObjectStore
@@ -59,6 +67,7 @@ class _Loaded:
     frame: pl.DataFrame | None = None  # small objects, parsed whole
     lazy: pl.LazyFrame | None = None  # large objects, streamed
     streamed_rows: int = 0
+    columns: dict[str, str] = field(default_factory=dict)  # column -> its name in the object
 
     def schema(self) -> pl.Schema:
         if self.frame is not None:
@@ -95,6 +104,7 @@ def ingest_batch(
     """
     route = route or default_route(ref)
     target = open_target(settings, store, ref)
+    reader = _reader(settings, route, target)
     report = IngestReport(table=ref.qualified, route=route.name)
     if removed and route.on_delete == "delete_rows":
         _delete_removed(target, removed, report)
@@ -106,7 +116,7 @@ def ingest_batch(
         loaded: list[_Loaded] = []
         for src in todo:
             try:
-                item = _load(settings, store, route, src, Path(tmp))
+                item = _load(settings, store, route, reader, src, Path(tmp))
             except BadObject as bad:
                 _quarantine(settings, store, route, ref, run_id, src, bad, report)
                 continue
@@ -128,8 +138,32 @@ def _delete_removed(
     report.removed = [s.uri for s in todo]
 
 
+def _reader(settings: Settings, route: Route, target: TableTarget) -> ObjectReader:
+    """How this route's objects are read for this table: an existing table keeps the column
+    naming it was created with (DECISIONS, column names); a new one takes the route's."""
+    options = getattr(route, "read", None) or ReadOptions()  # the route's `read:` (docs/routes.md)
+    naming = target.column_naming()
+    return ObjectReader(
+        file_format=route.file_format,
+        csv=route.csv,
+        options=options,
+        dtypes=route.dtypes,
+        normalize=options.normalize_columns if naming is None else naming == "snake_case",
+        inflate_limit=settings.ingest_stream_threshold_bytes,
+    )
+
+
+def _loaded(src: SourceVersion, result: ReadResult) -> _Loaded:
+    return _Loaded(src, frame=result.frame, lazy=result.lazy, columns=result.columns)
+
+
 def _load(
-    settings: Settings, store: Store, route: Route, src: SourceVersion, tmp: Path
+    settings: Settings,
+    store: Store,
+    route: Route,
+    reader: ObjectReader,
+    src: SourceVersion,
+    tmp: Path,
 ) -> _Loaded | None:
     """Parse (small) or open for streaming (large); ``None`` when the event's version is gone."""
     try:
@@ -142,7 +176,7 @@ def _load(
     limit = route.max_object_bytes or settings.ingest_max_object_bytes
     if info.size > limit:
         raise BadObject("too_large", f"{info.size} bytes is over the limit of {limit} bytes")
-    fmt = detect_format(src.key, route.file_format)
+    reader.detect(src.key)  # an unknown format is quarantined before any byte is read
     if info.size == 0:
         raise BadObject("empty", "the object has no content")
     if info.size >= settings.ingest_stream_threshold_bytes:
@@ -154,7 +188,7 @@ def _load(
             with path.open("wb") as fh:
                 for chunk in store.get_stream(src.bucket, src.key):
                     fh.write(chunk)
-        return _Loaded(src, lazy=scan_frame(path, fmt, route.csv, route.dtypes))
+        return _loaded(src, reader.scan(src.key, path, tmp))
     try:
         # Bytes and etag of one version: an overwrite since the head above is caught here.
         info, data = store.get(src.bucket, src.key)
@@ -162,7 +196,7 @@ def _load(
         return None
     if src.etag and info.etag and info.etag != src.etag:
         return None
-    return _Loaded(src, frame=read_frame(data, fmt, route.csv, route.dtypes))
+    return _loaded(src, reader.read(src.key, data, tmp))
 
 
 def _quarantine(
@@ -255,7 +289,7 @@ def _write(
     settings: Settings,
 ) -> int | None:
     spec = route.write_spec
-    arrow = arrow_schema(schema)
+    arrow = with_original_names(arrow_schema(schema), (i.columns for i in loaded))
     partitions = _partitions(route, loaded) if spec.mode == "overwrite" else []
     if spec.mode == "merge":
         frames = [i.frame if i.frame is not None else _collect(i, schema, failed) for i in loaded]
