@@ -59,7 +59,7 @@ class TrinoSettings(BaseSettings):
         "(deploy/trino/access-control.json).",
     )
     trino_catalog: str = "delta"
-    schemas: list[str] = Field(
+    trino_schemas: list[str] = Field(
         default=["default"],
         description="Delta schemas trino-init creates (tables add their own on first commit).",
     )

@@ -275,7 +275,7 @@ def trino_schemas(settings: Settings) -> None:
     schemas: list[str] = []
     _retry(
         "Trino schemas",
-        lambda: schemas.extend(ensure_schemas(connect_trino(trino), settings, trino.schemas)),
+        lambda: schemas.extend(ensure_schemas(connect_trino(trino), settings, trino.trino_schemas)),
         timeout=trino.init_timeout_seconds,
     )
     print(f"trino schemas ready: {', '.join(sorted(set(schemas)))}")

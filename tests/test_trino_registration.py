@@ -215,7 +215,7 @@ def test_trino_init_step_creates_the_configured_schemas(
 
     trino = FakeTrino()
     monkeypatch.setenv("LAKEWIRE_TRINO_URL", "http://trino:8080")
-    monkeypatch.setenv("LAKEWIRE_SCHEMAS", '["default", "sales"]')
+    monkeypatch.setenv("LAKEWIRE_TRINO_SCHEMAS", '["default", "sales"]')
     monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(tmp_path))
     monkeypatch.setattr("lakehouse.trino.connect_trino", trino.cursor)
     assert platform_init.main(["trino"]) == 0
