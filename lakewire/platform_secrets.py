@@ -51,7 +51,9 @@ GENERATED: dict[str, Callable[[], str]] = {
     "lakekeeper_encryption_key": lambda: secrets.token_urlsafe(32),
     **{f"s3_{u}_access_key": _s3_access(u) for u in S3_USERS},
     **{f"s3_{u}_secret_key": (lambda: secrets.token_urlsafe(30)) for u in S3_USERS},
-    **{f"nats_{u}_password": (lambda: secrets.token_urlsafe(24)) for u in NATS_USERS},
+    # NATS lexes an environment variable's value as config ("1k" is a size, "true" a bool),
+    # so its passwords start with a letter and are hex: always an unquoted string.
+    **{f"nats_{u}_password": (lambda: "nats" + secrets.token_hex(24)) for u in NATS_USERS},
 }
 
 NATS_HOST = "nats:4222"
