@@ -25,11 +25,11 @@ RUN uv sync --frozen --no-dev --extra notebook \
 # folders) owns exactly the places it writes: the data dir (a named volume in compose; a new
 # volume copies this ownership), DAGSTER_HOME (compute logs are staged here before S3), and the
 # notebook folder JupyterLab saves into.
-COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
-COPY notebooks /home/lakewire/notebooks
 RUN groupadd --gid 10001 lakewire \
     && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/lakewire lakewire \
-    && mkdir -p /var/lib/lakewire /opt/dagster/home/storage /opt/dagster/home/compute_logs \
-    && chown -R lakewire:lakewire /var/lib/lakewire /opt/dagster/home /home/lakewire
+    && mkdir -p /var/lib/lakewire /opt/dagster/home/compute_logs \
+    && chown -R lakewire:lakewire /var/lib/lakewire /opt/dagster/home
+COPY --chown=10001:10001 deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
+COPY --chown=10001:10001 notebooks /home/lakewire/notebooks
 ENV LAKEWIRE_DATA_DIR=/var/lib/lakewire DAGSTER_HOME=/opt/dagster/home
 USER 10001:10001

@@ -235,8 +235,9 @@ def test_writable_state_and_non_root(services: dict[str, dict[str, Any]]) -> Non
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^USER 10001", dockerfile, re.M)
     assert "UV_COMPILE_BYTECODE=1" in dockerfile and "compileall" in dockerfile
-    for path in ("/var/lib/lakewire", "/opt/dagster/home", "/home/lakewire"):
+    for path in ("/var/lib/lakewire", "/opt/dagster/home"):
         assert path in dockerfile.split("chown -R lakewire:lakewire", 1)[1].splitlines()[0]
+    assert "COPY --chown=10001:10001 notebooks /home/lakewire/notebooks" in dockerfile
     assert "storage-state:/var/lib/lakewire" in services["storage"]["volumes"]
     assert "notebooks:/home/lakewire/notebooks" in services["jupyter"]["volumes"]
     for name in ("dagster-code", "dagster-webserver", "dagster-daemon"):
