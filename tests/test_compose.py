@@ -290,3 +290,37 @@ def test_trino_catalogs_parse_and_their_env_is_exported(
     assert ac["access-control.name"] == "file"
     rules = json.loads((ROOT / "deploy/trino/rules.json").read_text())
     assert rules["catalogs"][-1] == {"allow": "read-only"}
+
+
+def test_lakekeeper_entrypoint_reads_its_secrets_and_retries_migrate(tmp_path: Path) -> None:
+    import subprocess
+
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "postgres_password").write_text("pw")
+    (secrets / "lakekeeper_encryption_key").write_text("key")
+    calls = tmp_path / "calls"
+    fake = tmp_path / "lakekeeper"
+    # Fails twice (Postgres still settling), then succeeds; records what it was given.
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$* $LAKEKEEPER__PG_PASSWORD $LAKEKEEPER__PG_ENCRYPTION_KEY" >> {calls}\n'
+        f'[ "$(wc -l < {calls})" -ge 3 ]\n'
+    )
+    fake.chmod(0o755)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LAKEKEEPER_ENTRY_BUSYBOX": "",
+        "LAKEKEEPER_ENTRY_BIN": str(fake),
+        "LAKEKEEPER_ENTRY_SECRETS": str(secrets),
+        "LAKEKEEPER_ENTRY_WAIT": "0",
+    }
+    script = str(ROOT / "deploy/lakekeeper/entrypoint.sh")
+    proc = subprocess.run(["sh", script, "migrate"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().splitlines() == ["migrate pw key"] * 3
+    assert proc.stderr.count("failed; retrying") == 2
+    calls.unlink()
+    served = subprocess.run(["sh", script, "serve"], env=env, capture_output=True, text=True)
+    assert calls.read_text() == "serve pw key\n"
+    assert served.returncode == 1  # the fake's own exit status, passed through by exec
