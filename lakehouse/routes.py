@@ -30,7 +30,14 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lakehouse.formats import BadObject, CsvOptions, detect_format, parse_type
+from lakehouse.formats import (
+    BadObject,
+    CsvOptions,
+    DeclaredFormat,
+    ReadOptions,
+    detect_format,
+    parse_type,
+)
 from lakehouse.route_globs import (
     GlobSyntaxError,
     Pattern,
@@ -113,8 +120,9 @@ class Route(BaseModel):
     priority: int = Field(default=0, description="Higher is tried first; ties keep file order.")
     format: TableFormat = "delta"
     table: str = Field(description="'schema.table'; '{dataset}' is the key's first folder.")
-    file_format: Literal["csv", "ndjson", "parquet", "auto"] = "auto"
+    file_format: DeclaredFormat = "auto"
     csv: CsvOptions = CsvOptions()
+    read: ReadOptions = ReadOptions()
     mode: Literal["append", "merge", "overwrite"] = "append"
     merge_keys: list[str] = []
     partition_by: list[str] = []

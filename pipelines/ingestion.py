@@ -24,9 +24,9 @@ import pyarrow as pa
 from lakehouse.formats import (
     BadObject,
     ObjectReader,
-    ReadOptions,
     ReadResult,
     fit,
+    schema_changes,
     target_schema,
 )
 from lakehouse.objectstore import ObjectNotFound, ObjectStore
@@ -59,6 +59,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     table_version: int | None = None
     schema: pl.Schema | None = None
+    schema_changes: list[str] = field(default_factory=list)  # what this commit added
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _delete_removed(
 def _reader(settings: Settings, route: Route, target: TableTarget) -> ObjectReader:
     """How this route's objects are read for this table: an existing table keeps the column
     naming it was created with (DECISIONS, column names); a new one takes the route's."""
-    options = getattr(route, "read", None) or ReadOptions()  # the route's `read:` (docs/routes.md)
+    options = route.read
     naming = target.column_naming()
     return ObjectReader(
         file_format=route.file_format,
@@ -273,6 +274,7 @@ def _commit(
         report.ingested = [i.src.uri for i in loaded]
         report.rows = sum(_height(i) for i in loaded)
         report.schema = schema
+        report.schema_changes = schema_changes(table_schema, schema)
         return
 
 

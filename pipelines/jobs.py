@@ -145,6 +145,8 @@ def _ingest_commit(
         }
         if report.removed:
             metadata["objects_removed"] = MetadataValue.json(report.removed[-50:])
+        if report.schema_changes:  # the table's schema history, one materialization a change
+            metadata["schema_changes"] = MetadataValue.json(report.schema_changes)
         schema_md = _table_schema(report)
         if schema_md is not None:
             metadata["dagster/column_schema"] = schema_md

@@ -183,6 +183,7 @@ def test_duplicate_event_reset_cursor_and_rerun_never_double_rows(env: Any) -> N
     md = mat.asset_materialization.metadata
     assert md["row_count"].value == 50 and md["route"].value == "per_dataset"
     assert "dagster/column_schema" in md and "last_source_objects" in md
+    assert "created with" in str(md["schema_changes"].value)  # the schema history starts
 
 
 def test_failed_run_re_executed_adds_rows_once(env: Any) -> None:
