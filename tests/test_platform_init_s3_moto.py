@@ -129,3 +129,37 @@ def test_one_minio_user_and_policy_per_service_never_admin(tmp_path: Path) -> No
 
 def test_init_steps_are_named_and_unknown_ones_refused() -> None:
     assert platform_init.main(["nonsense"]) == 2
+
+
+def test_setup_creates_users_then_buckets_and_gives_lakekeeper_its_own_login_on_s3_moto(
+    tmp_path: Path, nats: NatsServer, moto_s3: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakewire.platform_secrets import ensure_secrets
+
+    secrets = tmp_path / "secrets"
+    ensure_secrets(secrets, chown=False)
+    monkeypatch.setenv("LAKEWIRE_SECRETS_DIR", str(secrets / "init"))
+    arn = "arn:aws:sqs:us-east-1:123456789012:lakewire"
+    settings = s3_settings(
+        tmp_path, nats, moto_s3, s3_notification_arn=arn, iceberg_rest_uri="http://lk/catalog"
+    )
+    admin = _RecordingAdmin()
+    monkeypatch.setattr(platform_init, "minio_admin", lambda s: admin)
+    warehouses: list[tuple[str, str, tuple[str, str] | None]] = []
+    monkeypatch.setattr(
+        platform_init,
+        "ensure_iceberg_warehouse",
+        lambda s, uri, name, login: warehouses.append((uri, name, login)),
+    )
+    platform_init.setup(settings)
+
+    assert {c[1] for c in admin.calls if c[0] == "policy_add"} == {
+        f"lakewire-{u}" for u in ("storage", "dagster", "trino", "lakekeeper", "jupyter")
+    }
+    s3 = moto_s3.client()
+    assert {b["Name"] for b in s3.list_buckets()["Buckets"]} >= set(settings.default_buckets)
+    keeper = (
+        (secrets / "init" / "s3_lakekeeper_access_key").read_text(),
+        (secrets / "init" / "s3_lakekeeper_secret_key").read_text(),
+    )
+    assert warehouses == [("http://lk/catalog", "lakewire", keeper)]
