@@ -2,7 +2,7 @@
 
 Runs are launched exactly as ``DefaultRunLauncher`` launches them (a worker process started by
 the code server on this machine). What it adds is ``check_run_worker_health``: the run worker
-reports its pid in the "Started process for run (pid: N)" engine event, and a worker whose pid
+reports its pid in its engine events ("Started process for run (pid: N)"), and a worker whose pid
 is gone (killed with its daemon, by the OOM killer, ...) is reported FAILED, so Dagster's run
 monitoring fails the run at its next poll instead of leaving it STARTED and holding its table's
 concurrency slot. Runs are not resumed: a later run ingests what was left (the ledger makes
@@ -17,8 +17,6 @@ from pathlib import Path
 from dagster import DagsterEventType, DefaultRunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
-
-PID_EVENT = "Started process for run (pid:"
 
 
 def _alive(pid: int) -> bool:
@@ -47,10 +45,9 @@ class LocalRunLauncher(DefaultRunLauncher):
             run.run_id, of_type=DagsterEventType.ENGINE_EVENT
         ).records
         pid = None
-        for record in records:
-            entry = record.event_log_entry
-            event = entry.dagster_event
-            if event is None or not (entry.user_message or "").startswith(PID_EVENT):
+        for record in records:  # the last worker to report wins (a resumed run has a new one)
+            event = record.event_log_entry.dagster_event
+            if event is None or event.engine_event_data is None:
                 continue
             value = event.engine_event_data.metadata.get("pid")
             text = getattr(value, "value", value)

@@ -510,14 +510,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in a process group, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+    return members
 
 
 def stop(settings: Settings, timeout: float = 60.0) -> list[str]:
@@ -542,13 +543,14 @@ def stop(settings: Settings, timeout: float = 60.0) -> list[str]:
     if sup_pid and _pid_alive(sup_pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(sup_pid, signal.SIGKILL)
-    # Anything left in a service's process group (a run worker, a code server) goes too.
-    with contextlib.suppress(OSError, ValueError):
-        groups |= set(json.loads(state_file(settings).read_text()).values())
+    # Anything left in a service's process group (a run worker, a code server) goes too; only
+    # groups supervisord reported just now, so a reused pid is never someone else's group.
     for pgid in groups:
-        if _group_alive(pgid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(group_members(g) for g in groups) and time.monotonic() < deadline:
+        time.sleep(0.1)
     state_file(settings).unlink(missing_ok=True)
     socket_path(settings).unlink(missing_ok=True)
     return stopped
@@ -645,6 +647,8 @@ def status(settings: Settings) -> dict[str, Any]:
             spawns[name] = spawns.get(name, 0) + 1
         elif what == "exited":
             exits[name] = rest.strip("() ")
+        elif what == "stopped":
+            exits[name] = f"stopped by request ({rest.strip('() ')})"
         elif what == "gave up":
             exits[name] = exits.get(name, "") + "; gave up: too many start retries"
     rows = []
