@@ -286,8 +286,30 @@ def replay(
     quarantined: Annotated[
         bool, typer.Option("--quarantined", help="Re-drive every quarantined object.")
     ] = False,
+    prefix: Annotated[
+        str | None,
+        typer.Option("--prefix", help="BUCKET/PREFIX: re-route every object under it (--route)."),
+    ] = None,
+    route: Annotated[
+        str | None, typer.Option("--route", help="With --prefix: the route the objects take.")
+    ] = None,
+    remove_from: Annotated[
+        str | None,
+        typer.Option(
+            "--remove-from",
+            help="With --prefix: delete the objects' rows from this table (catalog.schema.table)"
+            " once they are in the route's table, in the same run.",
+        ),
+    ] = None,
 ) -> None:
-    """Re-emit an object's bucket event (after fixing it or its route); clears its quarantine."""
+    """Re-emit an object's bucket event (after fixing it or its route); clears its quarantine.
+
+    With --prefix and --route, re-drive every object under the prefix through that route, in a
+    Dagster run per table (exactly once: a repeat moves nothing twice).
+    """
+    if prefix is not None or route is not None or remove_from is not None:
+        _reroute(prefix, route, remove_from)
+        return
     from lakehouse.routes import RoutesError
     from pipelines.reconcile import (
         EventsUnavailable,
@@ -315,6 +337,44 @@ def replay(
         console.print(f"replayed {ev.bucket}/{ev.key} (etag {ev.etag})", highlight=False)
     if not events:
         console.print("nothing in quarantine")
+
+
+def _reroute(prefix: str | None, route: str | None, remove_from: str | None) -> None:
+    import os
+
+    from dagster import DagsterInstance
+
+    from lakehouse.routes import RoutesError
+    from pipelines.reroute import reroute
+
+    if prefix is None or route is None:
+        raise _fail("a re-route needs both --prefix BUCKET/PREFIX and --route NAME")
+    settings = Settings()
+    bucket, _, key_prefix = prefix.partition("/")
+    # The platform's own instance, so the runs show in its Dagster UI with their logs.
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    try:
+        result = reroute(
+            settings,
+            open_object_store(settings),
+            DagsterInstance.get(),
+            bucket,
+            key_prefix,
+            route,
+            remove_from,
+        )
+    except (RoutesError, StorageError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if not result.runs:
+        console.print(f"no object under {prefix} matches route '{route}'")
+    for run in result.runs:
+        state = "ok" if run.success else "FAILED"
+        console.print(
+            f"{run.table}: {run.objects} objects, run {run.run_id} {state}", highlight=False
+        )
+    if not all(run.success for run in result.runs):
+        raise typer.Exit(1)
 
 
 @app.command()

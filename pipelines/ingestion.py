@@ -129,6 +129,16 @@ def ingest_batch(
     return report
 
 
+def remove_sources(
+    settings: Settings, store: Store, ref: TableRef, removed: list[SourceVersion]
+) -> list[str]:
+    """Delete the rows these object versions put in ``ref`` (by lineage), once: a removal the
+    table's ledger already holds for that version or a newer one is not repeated."""
+    report = IngestReport(table=ref.qualified, route="-")
+    _delete_removed(open_target(settings, store, ref), removed, report)
+    return report.removed
+
+
 def _delete_removed(
     target: TableTarget, removed: list[SourceVersion], report: IngestReport
 ) -> None:

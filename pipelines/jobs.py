@@ -34,7 +34,7 @@ from pipelines.assets import (
     route_metadata,
 )
 from pipelines.batches import Item, commits, stream_backlog
-from pipelines.ingestion import IngestReport, ingest_batch
+from pipelines.ingestion import IngestReport, ingest_batch, remove_sources
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
 from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
@@ -56,6 +56,9 @@ class IngestConfig(Config):
     # the run starts (what the sensor asks for, so a run takes its table's whole backlog).
     objects: list[SourceObject] = []
     drain_from_seq: int = 0
+    # Re-route (`lakewire replay --route ... --remove-from TABLE`): once the objects are in this
+    # run's table, their rows leave the table they wrongly landed in.
+    remove_from: str = ""
 
 
 def _table_schema(report: IngestReport) -> TableSchema | None:
@@ -91,6 +94,8 @@ def ingest_objects(
         items = _merge(named, backlog.items)
     for part in commits(settings, items) or [[]]:
         _ingest_commit(context, settings, store, route, ref, part)
+    if config.remove_from:
+        _move_out(context, settings, store, ref, TableRef.parse(config.remove_from), items)
     records = quarantined_for(settings, store, {route.bucket})
     # Dagster's type of log_event's argument leaves out AssetCheckEvaluation, which it logs.
     context.log_event(check_evaluation(ref, records))  # type: ignore[arg-type]
@@ -155,6 +160,37 @@ def _ingest_commit(
                 asset_key=asset_key(ref),
                 description=f"route {route.name}",
                 metadata={k: v for k, v in metadata.items() if v is not None},
+            )
+        )
+
+
+def _move_out(
+    context: OpExecutionContext,
+    settings: Settings,
+    store: ObjectStore,
+    ref: TableRef,
+    wrong: TableRef,
+    items: list[Item],
+) -> None:
+    """Delete from ``wrong`` the rows of exactly the objects ``ref``'s ledger now holds, so an
+    object's rows are never in neither table (a quarantined one stays where it was)."""
+    sources = [_source(e) for action, e in items if action == "create"]
+    landed = open_target(settings, store, ref).ledger(s.app_id for s in sources)
+    moved = [s for s in sources if landed.get(s.app_id) is not None]
+    removed = remove_sources(settings, store, wrong, moved)
+    context.log.info(
+        f"re-route: {len(removed)} objects' rows removed from {wrong.qualified} "
+        f"({len(moved) - len(removed)} were removed before)"
+    )
+    if removed:
+        context.log_event(
+            AssetMaterialization(
+                asset_key=asset_key(wrong),
+                description=f"rows re-routed to {ref.qualified}",
+                metadata={
+                    "objects_moved_to": ref.qualified,
+                    "objects_removed": MetadataValue.json(removed[-50:]),
+                },
             )
         )
 
