@@ -24,7 +24,7 @@ BIN        = $(VENV)/bin
 # The end-to-end event path in one test: put -> NATS -> Dagster run -> Delta rows -> SQL.
 E2E_TEST   = tests/test_walking_skeleton.py::test_landed_csv_becomes_queryable_once
 
-.PHONY: up down status test test-fast test-e2e lint typecheck pytest bench bench-smoke \
+.PHONY: postgres up down status test test-fast test-e2e lint typecheck pytest bench bench-smoke \
 	browser find-python clean
 
 # Prints the chosen interpreter's path (and says on stderr which one it is), or explains
@@ -96,7 +96,13 @@ lint: $(VENV)/.synced
 typecheck: $(VENV)/.synced
 	$(BIN)/mypy --cache-dir $(VENV)/.mypy_cache
 
-pytest: $(VENV)/.synced browser
+# Debian's PostgreSQL: the platform's Dagster instance config is tested against a real server.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+pytest: $(VENV)/.synced browser postgres
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint pytest bench-smoke
@@ -127,4 +133,4 @@ clean:
 # MinIO's landing bucket, its rows counted through Trino within 60 s. Not run on the build machine.
 .PHONY: compose-smoke
 compose-smoke: $(VENV)/.synced
-	LAKEWIRE_COMPOSE_SMOKE=1 $(BIN)/pytest -q -p no:cacheprovider -rs tests/test_compose_smoke.py
+	LAKEWIRE_COMPOSE_SMOKE=1 $(BIN)/pytest -q -p no:cacheprovider -rs tests/compose_smoke.py
