@@ -83,6 +83,9 @@ def up(
         raise typer.Exit(2)
     if detach:
         return
+    if not result.fresh:
+        console.print("It runs in the background under supervisord; 'lakewire down' stops it.")
+        return
     console.print("Press Ctrl-C to stop.")
 
     def _terminate(signum: int, frame: object) -> None:
