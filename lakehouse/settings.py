@@ -92,6 +92,29 @@ class Settings(BaseSettings):
         "characters, so it cannot be guessed.",
     )
 
+    webhook_token: SecretStr | None = Field(
+        default=None,
+        description="Token S3-format event webhooks (POST /api/events/s3) must send; unset means "
+        "one generated on first start (state/webhook_token, 0600).",
+    )
+
+    # --- Trino (platform) -------------------------------------------------------------------
+    trino_url: str | None = Field(
+        default=None, description="e.g. http://trino:8080; unset means no Trino registration."
+    )
+    trino_user: str = Field(
+        default="lakewire-ingest",
+        description="The principal that may create schemas and register tables "
+        "(deploy/trino/access-control.json).",
+    )
+    trino_catalog: str = "delta"
+    trino_schemas: list[str] = Field(
+        default=["default"],
+        description="Delta schemas trino-init creates (tables add their own on first commit).",
+    )
+    trino_register_attempts: int = Field(default=5, ge=1)
+    trino_init_timeout_seconds: float = 180.0
+
     # --- ingestion ------------------------------------------------------------------------
     sensor_interval_seconds: int = Field(
         default=1,

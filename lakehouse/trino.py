@@ -23,48 +23,17 @@ Nothing here runs unless ``LAKEWIRE_TRINO_URL`` is set (the embedded default has
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
 
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 REGISTER_TABLE_ARGS = ("schema_name", "table_name", "table_location")
-
-
-class TrinoSettings(BaseSettings):
-    """Trino, as the ingestion side sees it (env prefix ``LAKEWIRE_``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="LAKEWIRE_",
-        extra="ignore",
-        hide_input_in_errors=True,
-        secrets_dir=os.environ.get("LAKEWIRE_SECRETS_DIR") or None,
-    )
-
-    trino_url: str | None = Field(
-        default=None, description="e.g. http://trino:8080; unset means no Trino registration."
-    )
-    trino_user: str = Field(
-        default="lakewire-ingest",
-        description="The principal that may create schemas and register tables "
-        "(deploy/trino/access-control.json).",
-    )
-    trino_catalog: str = "delta"
-    trino_schemas: list[str] = Field(
-        default=["default"],
-        description="Delta schemas trino-init creates (tables add their own on first commit).",
-    )
-    register_attempts: int = 5
-    init_timeout_seconds: float = 180.0
 
 
 class TrinoError(RuntimeError):
@@ -165,7 +134,7 @@ def ensure_registered(
     return True
 
 
-def connect_trino(config: TrinoSettings) -> Cursor:
+def connect_trino(config: Settings) -> Cursor:
     from trino.dbapi import connect
 
     if not config.trino_url:
@@ -187,8 +156,7 @@ def register_delta_table(
     ref: TableRef,
     *,
     schema_changed: bool = False,
-    trino: TrinoSettings | None = None,
-    connect: Callable[[TrinoSettings], Cursor] = connect_trino,
+    connect: Callable[[Settings], Cursor] = connect_trino,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool | None:
     """Make ``ref`` visible in Trino; None when no Trino is configured. Retried with backoff.
@@ -198,11 +166,11 @@ def register_delta_table(
     with ``schema_changed=True`` when the commit evolved the schema. Raises ``TrinoError`` after
     the last attempt, so the caller can fail an asset check rather than the ingestion.
     """
-    trino = trino or TrinoSettings()
+    trino = settings
     if not trino.trino_url or ref.format != "delta":
         return None
     delay = 0.5
-    for attempt in range(1, trino.register_attempts + 1):
+    for attempt in range(1, trino.trino_register_attempts + 1):
         try:
             return ensure_registered(
                 connect(trino), settings, ref, catalog=trino.trino_catalog, flush=schema_changed
@@ -210,7 +178,7 @@ def register_delta_table(
         except TrinoError:
             raise
         except Exception as exc:
-            if attempt == trino.register_attempts:
+            if attempt == trino.trino_register_attempts:
                 raise TrinoError(f"registering {ref.qualified} in Trino: {exc}") from exc
             sleep(delay)
             delay = min(delay * 2, 8.0)

@@ -267,16 +267,17 @@ def setup(settings: Settings) -> None:
 
 
 def trino_schemas(settings: Settings) -> None:
-    from lakehouse.trino import TrinoSettings, connect_trino, ensure_schemas
+    from lakehouse.trino import connect_trino, ensure_schemas
 
-    trino = TrinoSettings()
-    if not trino.trino_url:
+    if not settings.trino_url:
         raise InitError("LAKEWIRE_TRINO_URL is not set")
     schemas: list[str] = []
     _retry(
         "Trino schemas",
-        lambda: schemas.extend(ensure_schemas(connect_trino(trino), settings, trino.trino_schemas)),
-        timeout=trino.init_timeout_seconds,
+        lambda: schemas.extend(
+            ensure_schemas(connect_trino(settings), settings, settings.trino_schemas)
+        ),
+        timeout=settings.trino_init_timeout_seconds,
     )
     print(f"trino schemas ready: {', '.join(sorted(set(schemas)))}")
 

@@ -30,9 +30,11 @@ from lakehouse.quarantine import QuarantineRecord, list_quarantined
 from lakehouse.routes import Route
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
+from lakehouse.trino import TrinoError, register_delta_table
 from pipelines.resources import LakewireResource
 
 CHECK_NAME = "no_quarantined_objects"
+TRINO_CHECK_NAME = "visible_in_trino"
 
 # The metadata values the table assets, checks and ingestion runs report (Dagster takes these
 # and more).
@@ -157,6 +159,54 @@ def quarantined_for(
         if store.bucket_exists(bucket):
             out.extend(list_quarantined(settings, store, bucket))
     return out
+
+
+def trino_evaluation(ref: TableRef, error: str | None) -> AssetCheckEvaluation:
+    """After a commit: can Trino see the table (registered on the platform's Delta catalog)?"""
+    return AssetCheckEvaluation(
+        asset_key=asset_key(ref),
+        check_name=TRINO_CHECK_NAME,
+        passed=error is None,
+        description=error or f"registered in Trino as {ref.qualified}",
+    )
+
+
+def build_trino_checks(tables: dict[TableRef, Route]) -> list[AssetChecksDefinition]:
+    """Where Trino is configured, every Delta table has a check that Trino can see it; the
+    ingestion runs report it after each commit, and running it registers the table again."""
+    delta = [ref for ref in tables if ref.format == "delta"]
+    if not delta or not Settings().trino_url:
+        return []
+    specs = [
+        AssetCheckSpec(
+            TRINO_CHECK_NAME,
+            asset=asset_key(ref),
+            description="Fails while Trino cannot see the table (registration failed).",
+        )
+        for ref in delta
+    ]
+
+    @multi_asset_check(specs=specs, name="trino_checks", can_subset=True)
+    def trino_checks(
+        context: AssetCheckExecutionContext, lakewire: LakewireResource
+    ) -> Iterator[AssetCheckResult]:
+        selected = {k.asset_key for k in context.selected_asset_check_keys}
+        for ref in delta:
+            if asset_key(ref) not in selected:
+                continue
+            error = None
+            try:
+                register_delta_table(lakewire.settings(), ref)
+            except TrinoError as exc:
+                error = str(exc)
+            yield AssetCheckResult(
+                asset_key=asset_key(ref),
+                check_name=TRINO_CHECK_NAME,
+                passed=error is None,
+                description=error or f"registered in Trino as {ref.qualified}",
+            )
+
+    return [trino_checks]
 
 
 def build_quarantine_checks(tables: dict[TableRef, Route]) -> list[AssetChecksDefinition]:

@@ -10,7 +10,13 @@ from lakehouse.objectstore import open_object_store
 from lakehouse.routes import RoutesError, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
-from pipelines.assets import build_quarantine_checks, existing_tables, table_assets, table_routes
+from pipelines.assets import (
+    build_quarantine_checks,
+    build_trino_checks,
+    existing_tables,
+    table_assets,
+    table_routes,
+)
 from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
@@ -36,7 +42,7 @@ def build_definitions(settings: Settings) -> Definitions:
     tables = table_routes(routes, existing)
     return Definitions(
         assets=table_assets(tables),
-        asset_checks=build_quarantine_checks(tables),
+        asset_checks=[*build_quarantine_checks(tables), *build_trino_checks(tables)],
         jobs=[ingest_job, reconcile_job],
         sensors=[build_event_sensor(settings.sensor_interval_seconds)],
         schedules=[

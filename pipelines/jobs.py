@@ -26,12 +26,14 @@ from lakehouse.objectstore import ObjectStore
 from lakehouse.routes import Route, RoutesError, route_named, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion, TableRef, open_target
+from lakehouse.trino import TrinoError, register_delta_table
 from pipelines.assets import (
     Metadata,
     asset_key,
     check_evaluation,
     quarantined_for,
     route_metadata,
+    trino_evaluation,
 )
 from pipelines.batches import Item, commits, stream_backlog
 from pipelines.ingestion import IngestReport, ingest_batch, remove_sources
@@ -162,6 +164,22 @@ def _ingest_commit(
                 metadata={k: v for k, v in metadata.items() if v is not None},
             )
         )
+        _show_in_trino(context, settings, ref, schema_changed=bool(report.schema_changes))
+
+
+def _show_in_trino(
+    context: OpExecutionContext, settings: Settings, ref: TableRef, *, schema_changed: bool
+) -> None:
+    """On the platform, Trino sees a Delta table from its first commit; a failure fails the
+    table's ``visible_in_trino`` check, never the ingestion (the rows are committed)."""
+    try:
+        registered = register_delta_table(settings, ref, schema_changed=schema_changed)
+    except TrinoError as exc:
+        context.log.warning(str(exc))
+        context.log_event(trino_evaluation(ref, str(exc)))  # type: ignore[arg-type]
+        return
+    if registered is not None:
+        context.log_event(trino_evaluation(ref, None))  # type: ignore[arg-type]
 
 
 def _move_out(

@@ -25,8 +25,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel
 
 from lakehouse.settings import Settings
 from storage_service.access import Runtime
@@ -39,23 +38,12 @@ MIN_TOKEN_CHARS = 24
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 
-class WebhookSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="LAKEWIRE_",
-        extra="ignore",
-        hide_input_in_errors=True,
-        secrets_dir=os.environ.get("LAKEWIRE_SECRETS_DIR") or None,
-    )
-
-    webhook_token: SecretStr | None = None
-
-
 def token_file(settings: Settings) -> Path:
     return settings.state_dir / "webhook_token"
 
 
 def load_or_create_webhook_token(settings: Settings) -> str:
-    configured = WebhookSettings().webhook_token
+    configured = settings.webhook_token
     if configured is not None:
         token = configured.get_secret_value().strip()
         if len(token) < MIN_TOKEN_CHARS:

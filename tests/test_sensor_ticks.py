@@ -280,3 +280,27 @@ def test_cursor_beyond_a_recreated_stream_starts_over(env: Any) -> None:
     publish(settings, [event(src)])
     result = tick(instance, "1000")  # a cursor from before the stream was recreated
     assert result.cursor == "1" and len(result.run_requests) == 1
+
+
+def test_trino_that_cannot_see_a_table_fails_its_check_not_the_ingestion(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import free_port
+
+    settings, store, instance = env
+    # The platform's Trino, unreachable: registration is retried, then reported.
+    monkeypatch.setenv("LAKEWIRE_TRINO_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("LAKEWIRE_TRINO_REGISTER_ATTEMPTS", "1")
+    src = land(store, "landing", "shop/t.csv", csv_bytes(3))
+    publish(settings, [event(src)])
+    (run,) = run_all(instance, tick(instance, None))
+    assert run.success
+    assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 3
+    checks = [
+        e.dagster_event.event_specific_data
+        for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        if e.dagster_event is not None
+    ]
+    trino = [c for c in checks if getattr(c, "check_name", None) == "visible_in_trino"]
+    assert len(trino) == 1 and trino[0].passed is False
+    assert "registering delta.default.shop in Trino" in (trino[0].description or "")

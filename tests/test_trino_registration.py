@@ -26,7 +26,6 @@ from lakehouse.routes import parse_routes
 from lakehouse.settings import Settings
 from lakehouse.trino import (
     TrinoError,
-    TrinoSettings,
     create_schema_sql,
     ensure_registered,
     ensure_schemas,
@@ -127,7 +126,7 @@ class FakeTrino:
         self.fail_times = fail_times
         self._result: list[Any] = []
 
-    def cursor(self, _config: TrinoSettings) -> FakeTrino:
+    def cursor(self, _config: Settings) -> FakeTrino:
         if self.fail_times:
             self.fail_times -= 1
             raise ConnectionError("trino is starting")
@@ -189,23 +188,23 @@ def test_registration_is_idempotent_and_survives_a_concurrent_registration(
 
 def test_register_delta_table_retries_then_reports(orders_table: tuple[Settings, Any]) -> None:
     settings, ref = orders_table
-    config = TrinoSettings(trino_url="http://trino:8080", register_attempts=4)
+    config = settings.model_copy(
+        update={"trino_url": "http://trino:8080", "trino_register_attempts": 4}
+    )
     sleeps: list[float] = []
 
     flaky = FakeTrino(fail_times=2)
-    assert register_delta_table(
-        settings, ref, trino=config, connect=flaky.cursor, sleep=sleeps.append
-    )
+    assert register_delta_table(config, ref, connect=flaky.cursor, sleep=sleeps.append)
     assert ("sales", "orders") in flaky.tables and sleeps == [0.5, 1.0]
 
     down = FakeTrino(fail_times=99)
     with pytest.raises(TrinoError, match=re.escape("registering delta.sales.orders in Trino")):
-        register_delta_table(settings, ref, trino=config, connect=down.cursor, sleep=sleeps.append)
+        register_delta_table(config, ref, connect=down.cursor, sleep=sleeps.append)
 
     # No Trino configured (the embedded default), or an Iceberg table: nothing to do.
-    assert register_delta_table(settings, ref, trino=TrinoSettings(trino_url=None)) is None
+    assert register_delta_table(settings, ref) is None
     iceberg = type(ref)("iceberg", "sales", "orders")
-    assert register_delta_table(settings, iceberg, trino=config, connect=down.cursor) is None
+    assert register_delta_table(config, iceberg, connect=down.cursor) is None
 
 
 def test_trino_init_step_creates_the_configured_schemas(

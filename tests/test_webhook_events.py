@@ -156,8 +156,9 @@ def test_configured_token_wins_and_must_be_long(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LAKEWIRE_WEBHOOK_TOKEN", "t" * 32)
-    assert load_or_create_webhook_token(settings) == "t" * 32
-    assert not token_file(settings).exists()
+    configured = Settings(data_dir=settings.data_dir)  # read from the environment, as started
+    assert load_or_create_webhook_token(configured) == "t" * 32
+    assert not token_file(configured).exists()
     monkeypatch.setenv("LAKEWIRE_WEBHOOK_TOKEN", "short")
     with pytest.raises(ValueError, match="at least 24"):
-        load_or_create_webhook_token(settings)
+        load_or_create_webhook_token(Settings(data_dir=settings.data_dir))
