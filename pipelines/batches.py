@@ -32,6 +32,8 @@ def pending_by_table(
     latest: dict[tuple[str, str], tuple[Route, BucketEvent]] = {}
     removals: dict[tuple[str, str], tuple[Route, BucketEvent]] = {}
     for ev in events:
+        if ev.is_lifecycle:  # expiry / transition: the object aged, nobody wrote or deleted it
+            continue
         route = route_for(routes, ev.bucket, ev.key, settings)
         if route is None:
             continue

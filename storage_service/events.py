@@ -19,6 +19,24 @@ OBJECT_CREATED_MULTIPART = "s3:ObjectCreated:CompleteMultipartUpload"
 OBJECT_REMOVED_DELETE = "s3:ObjectRemoved:Delete"
 OBJECT_TRANSITION_COMPLETE = "s3:ObjectTransition:Complete"
 LIFECYCLE_EXPIRATION_DELETE = "s3:LifecycleExpiration:Delete"
+LIFECYCLE_USER_AGENT = "lakewire-lifecycle"
+ILM_EXPIRY_USER_AGENT = "Internal: [ILM-Expiry]"
+_LIFECYCLE_EVENT_PREFIXES = (
+    "s3:LifecycleExpiration:",
+    "s3:LifecycleTransition",
+    "s3:ObjectTransition:",
+)
+_LIFECYCLE_AGENT_PREFIXES = ("Internal: [ILM-", LIFECYCLE_USER_AGENT)
+
+
+def is_lifecycle(event_name: str, user_agent: str | None) -> bool:
+    """Whether an event was caused by lifecycle, not by a writer: AWS's
+    ``s3:LifecycleExpiration:*``/``s3:LifecycleTransition``, any transition, MinIO's removals
+    whose ``source.userAgent`` is ``Internal: [ILM-…]``, and Lakewire's own lifecycle actions
+    (user agent ``lakewire-lifecycle/<version>``)."""
+    if event_name.startswith(_LIFECYCLE_EVENT_PREFIXES):
+        return True
+    return bool(user_agent) and str(user_agent).startswith(_LIFECYCLE_AGENT_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,11 @@ class BucketEvent:
     @property
     def is_removed(self) -> bool:
         return self.event_name.startswith("s3:ObjectRemoved:")
+
+    @property
+    def is_lifecycle(self) -> bool:
+        """Lifecycle-originated (expiry, transition): ingestion ignores it."""
+        return is_lifecycle(self.event_name, self.user_agent)
 
     @property
     def msg_id(self) -> str:
@@ -104,6 +127,16 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _ilm_principal(rec: dict[str, Any]) -> str | None:
+    """MinIO also names the ILM actor as ``userIdentity.principalId`` on some versions."""
+    principal = (rec.get("userIdentity") or {}).get("principalId")
+    return (
+        principal
+        if isinstance(principal, str) and principal.startswith("Internal: [ILM-")
+        else None
+    )
+
+
 def parse_message(data: bytes, stream_seq: int | None = None) -> list[BucketEvent]:
     """Decode a MinIO/AWS notification body; raises ``ValueError`` on anything malformed."""
     try:
@@ -126,7 +159,7 @@ def parse_message(data: bytes, stream_seq: int | None = None) -> list[BucketEven
                     event_time=_parse_time(rec["eventTime"]),
                     version_id=obj.get("versionId"),
                     content_type=obj.get("contentType"),
-                    user_agent=(rec.get("source") or {}).get("userAgent"),
+                    user_agent=(rec.get("source") or {}).get("userAgent") or _ilm_principal(rec),
                     stream_seq=stream_seq,
                 )
             )
