@@ -536,7 +536,11 @@ def stop(settings: Settings, timeout: float = 60.0) -> list[str]:
             rpc(settings, timeout).supervisor.stopAllProcesses(True)
         with contextlib.suppress(OSError, xmlrpc.client.Error):
             rpc(settings).supervisor.shutdown()
+    else:
+        stopped = _stop_unsupervised(settings)
     sup_pid = _read_pid(pid_file(settings))
+    if sup_pid and not _ours(settings, sup_pid):
+        sup_pid = None  # a stale pid file; the number may be someone else's process by now
     deadline = time.monotonic() + timeout
     while sup_pid and _pid_alive(sup_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -554,6 +558,33 @@ def stop(settings: Settings, timeout: float = 60.0) -> list[str]:
     state_file(settings).unlink(missing_ok=True)
     socket_path(settings).unlink(missing_ok=True)
     return stopped
+
+
+def _ours(settings: Settings, pid: int) -> bool:
+    """Whether a process was started for this data dir (its environment says so)."""
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"LAKEWIRE_DATA_DIR={settings.resolved_data_dir}".encode() in env
+
+
+def _stop_unsupervised(settings: Settings, timeout: float = 20.0) -> list[str]:
+    """Services left by a Lakewire without supervisord (pids in the state file), or by a
+    supervisord killed outright: SIGTERM their groups, SIGKILL what is left after ``timeout``."""
+    try:
+        pids: dict[str, int] = json.loads(state_file(settings).read_text())
+    except (OSError, ValueError):
+        return []
+    ours = {n: p for n, p in pids.items() if _pid_alive(p) and _ours(settings, p)}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in ours.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+        deadline = time.monotonic() + timeout
+        while any(group_members(g) for g in ours.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return list(reversed(ours))
 
 
 def _read_pid(path: Path) -> int | None:
