@@ -108,7 +108,7 @@ pytest: $(VENV)/.synced browser postgres
 test: lint pytest bench-smoke
 
 # The quick loop: every test that starts neither the embedded platform nor a browser.
-test-fast: $(VENV)/.synced
+test-fast: $(VENV)/.synced postgres
 	$(BIN)/pytest -q -p no:cacheprovider -m "not platform and not browser"
 
 # One end-to-end event-path test on the embedded platform. -rs names a skip; a skip or an
