@@ -115,6 +115,40 @@ class Settings(BaseSettings):
     trino_register_attempts: int = Field(default=5, ge=1)
     trino_init_timeout_seconds: float = 180.0
 
+    # --- lifecycle (issue 12, docs/lifecycle.md) --------------------------------------------
+    lifecycle_tiers: dict[str, str] = Field(
+        default={"WARM": "archive-warm", "COLD": "archive-cold"},
+        description="Storage class -> bucket that holds objects transitioned to it, warmest "
+        "first (a transition never moves an object to a warmer class).",
+    )
+    lifecycle_schedule: str = Field(
+        default="0 3 * * *", description="Cron of the daily lifecycle job of each bucket."
+    )
+    maintenance_schedule: str = Field(
+        default="0 4 * * 0", description="Cron of table maintenance (weekly by default)."
+    )
+    vacuum_min_retention_hours: int = Field(
+        default=168, description="Delta vacuum refuses a shorter retention unless forced."
+    )
+
+    # --- SQL (SQL Studio, POST /api/sql, lakewire sql) --------------------------------------
+    sql_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="A query running longer is interrupted (408)."
+    )
+    sql_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Rows a result through the HTTP API holds at most; more are cut (truncated).",
+    )
+    sql_page_rows: int = Field(default=500, ge=1, description="Rows per page of /api/sql.")
+    sql_result_ttl_seconds: float = Field(
+        default=600.0, description="How long a result's further pages stay available."
+    )
+    sql_trino_user: str = Field(
+        default="lakewire-sql",
+        description="The read-only Trino principal queries run as (SQL Studio, lakewire sql).",
+    )
+
     # --- ingestion ------------------------------------------------------------------------
     sensor_interval_seconds: int = Field(
         default=1,

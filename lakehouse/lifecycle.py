@@ -1,0 +1,678 @@
+"""Object lifecycle: rules in the S3 lifecycle JSON shape, a plan, and an apply that resumes.
+
+- The rules model is the ``LifecycleConfiguration`` JSON that AWS and ``mc ilm rule import``
+  accept (``{"Rules": [{"ID", "Status", "Filter", "Expiration", "Transitions", ...}]}``).
+  :func:`parse_config` validates it and names the rule and field of every problem.
+- Rules are stored per bucket in the system bucket (``lifecycle/rules/<bucket>.json``), so the
+  service, the Dagster code location and the CLI read the same rules on both backends.
+- :func:`plan` lists what is due at a given time (the clock is a parameter) and changes nothing;
+  :func:`apply` executes a plan idempotently: a transition is recorded, copied, verified (size
+  and etag) and only then is the source removed, so an apply killed at any point resumes from
+  its records and every object ends in exactly one place.
+- S3 precedence: expiration wins over any transition; among due transitions the coldest class
+  wins; a disabled rule does nothing. Days count from the object's creation, rounded up to the
+  next midnight UTC, as S3 does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lakehouse.objectstore import BucketNotFound, ObjectInfo, ObjectNotFound, ObjectStore
+from lakehouse.settings import Settings
+from lakehouse.tiers import (
+    EXPIRY_AGENT,
+    SYSTEM_BUCKET,
+    TRANSITION_AGENT,
+    TierMap,
+    TierRecord,
+    tier_key,
+)
+
+RULES_PREFIX = "lifecycle/rules/"
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LifecycleError(ValueError):
+    """Invalid rules; ``issues`` name the rule and the field of each problem."""
+
+    def __init__(self, issues: list[dict[str, str]]) -> None:
+        self.issues = issues
+        super().__init__(
+            "; ".join(f"rule {i['rule']!r} field {i['field']}: {i['message']}" for i in issues)
+        )
+
+
+# -- the model (S3 names, exactly) ------------------------------------------------------------
+class _S3(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TagFilter(_S3):
+    Key: str = Field(min_length=1)
+    Value: str = ""
+
+
+class AndFilter(_S3):
+    Prefix: str | None = None
+    Tags: list[TagFilter] = []
+    ObjectSizeGreaterThan: int | None = Field(default=None, ge=0)
+    ObjectSizeLessThan: int | None = Field(default=None, gt=0)
+
+
+class ObjectFilter(_S3):
+    Prefix: str | None = None
+    Tag: TagFilter | None = None
+    ObjectSizeGreaterThan: int | None = Field(default=None, ge=0)
+    ObjectSizeLessThan: int | None = Field(default=None, gt=0)
+    And: AndFilter | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ObjectFilter:
+        given = [
+            n
+            for n in ("Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan", "And")
+            if getattr(self, n) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"one of {', '.join(given)} only; combine conditions with And")
+        return self
+
+    def matches(self, key: str, size: int, tags: dict[str, str]) -> bool:
+        prefix, gt, lt = self.Prefix, self.ObjectSizeGreaterThan, self.ObjectSizeLessThan
+        want_tags: list[TagFilter] = []
+        if self.Tag is not None:
+            want_tags = [self.Tag]
+        if self.And is not None:
+            prefix, want_tags = self.And.Prefix, self.And.Tags
+            gt, lt = self.And.ObjectSizeGreaterThan, self.And.ObjectSizeLessThan
+        if prefix and not key.startswith(prefix):
+            return False
+        if gt is not None and not size > gt:
+            return False
+        if lt is not None and not size < lt:
+            return False
+        return all(tags.get(t.Key) == t.Value for t in want_tags)
+
+
+class ExpirationAction(_S3):
+    Days: int | None = Field(default=None, gt=0)
+    Date: datetime | None = None
+    ExpiredObjectDeleteMarker: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ExpirationAction:
+        n = sum(x is not None for x in (self.Days, self.Date, self.ExpiredObjectDeleteMarker))
+        if n != 1:
+            raise ValueError("exactly one of Days, Date, ExpiredObjectDeleteMarker")
+        return self
+
+
+class TransitionAction(_S3):
+    Days: int | None = Field(default=None, ge=0)
+    Date: datetime | None = None
+    StorageClass: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> TransitionAction:
+        if (self.Days is None) == (self.Date is None):
+            raise ValueError("exactly one of Days, Date")
+        return self
+
+
+class NoncurrentExpiration(_S3):
+    NoncurrentDays: int = Field(gt=0)
+    NewerNoncurrentVersions: int | None = Field(default=None, gt=0)
+
+
+class NoncurrentTransition(_S3):
+    NoncurrentDays: int = Field(ge=0)
+    StorageClass: str = Field(min_length=1)
+    NewerNoncurrentVersions: int | None = Field(default=None, gt=0)
+
+
+class AbortIncompleteUploads(_S3):
+    DaysAfterInitiation: int = Field(gt=0)
+
+
+class Rule(_S3):
+    ID: str = Field(min_length=1, max_length=255)
+    Status: Literal["Enabled", "Disabled"]
+    Filter: ObjectFilter | None = None
+    Prefix: str | None = None  # the legacy top-level prefix AWS still accepts
+    Expiration: ExpirationAction | None = None
+    Transitions: list[TransitionAction] = []
+    NoncurrentVersionExpiration: NoncurrentExpiration | None = None
+    NoncurrentVersionTransitions: list[NoncurrentTransition] = []
+    AbortIncompleteMultipartUpload: AbortIncompleteUploads | None = None
+
+    @model_validator(mode="after")
+    def _has_action(self) -> Rule:
+        if not (
+            self.Expiration
+            or self.Transitions
+            or self.NoncurrentVersionExpiration
+            or self.NoncurrentVersionTransitions
+            or self.AbortIncompleteMultipartUpload
+        ):
+            raise ValueError("a rule needs at least one action")
+        if self.Filter is not None and self.Prefix is not None:
+            raise ValueError("Filter and the legacy Prefix are exclusive")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.Status == "Enabled"
+
+    def matches(self, key: str, size: int, tags: dict[str, str]) -> bool:
+        if self.Filter is not None:
+            return self.Filter.matches(key, size, tags)
+        return key.startswith(self.Prefix or "")
+
+
+class LifecycleConfiguration(_S3):
+    Rules: list[Rule] = []
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+
+def parse_config(raw: Any, tiers: Iterable[str] | None = None) -> LifecycleConfiguration:
+    """Validated rules; :class:`LifecycleError` names the rule (its ID, or its index) and field.
+
+    ``tiers``: the storage classes a transition may name (settings); others are refused."""
+    if isinstance(raw, (bytes, str)):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise LifecycleError([{"rule": "-", "field": "-", "message": str(exc)}]) from exc
+    if isinstance(raw, list):
+        raw = {"Rules": raw}
+    try:
+        config = LifecycleConfiguration.model_validate(raw)
+    except ValidationError as exc:
+        issues = []
+        rules = raw.get("Rules") if isinstance(raw, dict) else None
+        for err in exc.errors():
+            loc = list(err["loc"])
+            name = "-"
+            if len(loc) >= 2 and loc[0] == "Rules" and isinstance(loc[1], int):
+                name = f"#{loc[1] + 1}"
+                if isinstance(rules, list) and isinstance(rules[loc[1]], dict):
+                    name = str(rules[loc[1]].get("ID") or name)
+                loc = loc[2:]
+            issues.append(
+                {
+                    "rule": name,
+                    "field": ".".join(str(p) for p in loc) or "(rule)",
+                    "message": err["msg"],
+                }
+            )
+        raise LifecycleError(issues) from exc
+    issues = []
+    seen: set[str] = set()
+    known = set(tiers) if tiers is not None else None
+    for rule in config.Rules:
+        if rule.ID in seen:
+            issues.append({"rule": rule.ID, "field": "ID", "message": "duplicate rule ID"})
+        seen.add(rule.ID)
+        for i, t in enumerate(rule.Transitions):
+            if known is not None and t.StorageClass not in known:
+                issues.append(
+                    {
+                        "rule": rule.ID,
+                        "field": f"Transitions.{i}.StorageClass",
+                        "message": f"unknown storage class {t.StorageClass!r} "
+                        f"(tiers: {', '.join(sorted(known)) or 'none'})",
+                    }
+                )
+    if issues:
+        raise LifecycleError(issues)
+    return config
+
+
+# -- where rules may not go ---------------------------------------------------------------------
+def refused_bucket(settings: Settings, bucket: str) -> str | None:
+    """Why lifecycle rules are refused on a bucket, or None: tables age by table maintenance."""
+    if bucket == settings.lake_bucket:
+        return f"'{bucket}' holds the lake's tables; tables age through table maintenance"
+    if bucket == SYSTEM_BUCKET:
+        return f"'{bucket}' is Lakewire's system bucket"
+    if bucket in settings.lifecycle_tiers.values():
+        return f"'{bucket}' is a lifecycle tier; rules apply to an object's own bucket"
+    return None
+
+
+# -- storage ---------------------------------------------------------------------------------
+class RulesStore:
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def get(self, bucket: str) -> LifecycleConfiguration | None:
+        try:
+            raw = self.store.get_bytes(SYSTEM_BUCKET, f"{RULES_PREFIX}{bucket}.json")
+        except (ObjectNotFound, BucketNotFound):
+            return None
+        return LifecycleConfiguration.model_validate_json(raw)
+
+    def put(self, bucket: str, config: LifecycleConfiguration) -> None:
+        if not self.store.bucket_exists(SYSTEM_BUCKET):
+            self.store.create_bucket(SYSTEM_BUCKET)
+        body = json.dumps(config.to_json()).encode()
+        self.store.put(SYSTEM_BUCKET, f"{RULES_PREFIX}{bucket}.json", body)
+
+    def delete(self, bucket: str) -> bool:
+        try:
+            self.store.delete(SYSTEM_BUCKET, f"{RULES_PREFIX}{bucket}.json")
+        except (ObjectNotFound, BucketNotFound):
+            return False
+        return True
+
+    def buckets(self) -> list[str]:
+        if not self.store.bucket_exists(SYSTEM_BUCKET):
+            return []
+        return sorted(
+            i.key[len(RULES_PREFIX) : -len(".json")]
+            for i in self.store.iter_objects(SYSTEM_BUCKET, RULES_PREFIX)
+            if i.key.endswith(".json")
+        )
+
+
+# -- planning -------------------------------------------------------------------------------------
+ActionKind = Literal["expire", "transition"]
+
+
+@dataclass(frozen=True)
+class Action:
+    bucket: str
+    key: str
+    rule: str
+    action: ActionKind
+    size: int
+    etag: str
+    storage_class: str | None = None  # transition: the class it moves to
+    target: str | None = None  # transition: tier bucket
+    current_class: str = "STANDARD"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "object": f"{self.bucket}/{self.key}",
+            "rule": self.rule,
+            "action": self.action,
+            "bytes": self.size,
+            "target": self.target and f"{self.target}/{tier_key(self.bucket, self.key)}",
+            "storage_class": self.storage_class,
+            "from_class": self.current_class,
+        }
+
+
+def due_at(created: datetime, days: int) -> datetime:
+    """S3: creation + days, rounded up to the next midnight UTC."""
+    t = created.astimezone(UTC) + timedelta(days=days)
+    midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == t else midnight + timedelta(days=1)
+
+
+def _is_due(days: int | None, date: datetime | None, created: datetime, now: datetime) -> bool:
+    if date is not None:
+        return now >= (date if date.tzinfo else date.replace(tzinfo=UTC))
+    return days is not None and now >= due_at(created, days)
+
+
+@dataclass(frozen=True)
+class _Obj:
+    key: str
+    size: int
+    etag: str
+    created: datetime
+    storage_class: str
+
+
+def decide(
+    rules: list[Rule],
+    obj: _Obj,
+    now: datetime,
+    order: list[str],
+    bucket: str,
+    tiers: dict[str, str],
+    tags: dict[str, str] | None = None,
+) -> Action | None:
+    """The one action due for an object under S3 precedence, or None."""
+    live = [r for r in rules if r.enabled and r.matches(obj.key, obj.size, tags or {})]
+    for r in live:  # expiration beats every transition
+        e = r.Expiration
+        if e is not None and _is_due(e.Days, e.Date, obj.created, now):
+            return Action(
+                bucket,
+                obj.key,
+                r.ID,
+                "expire",
+                obj.size,
+                obj.etag,
+                current_class=obj.storage_class,
+            )
+    rank = {c: i for i, c in enumerate(order)}
+    here = rank.get(obj.storage_class, -1)
+    best: tuple[int, str, str] | None = None  # (rank, class, rule)
+    for r in live:
+        for t in r.Transitions:
+            if not _is_due(t.Days, t.Date, obj.created, now):
+                continue
+            cls_rank = rank.get(t.StorageClass, -1)
+            if cls_rank > here and (best is None or cls_rank > best[0]):
+                best = (cls_rank, t.StorageClass, r.ID)
+    if best is None:
+        return None
+    return Action(
+        bucket,
+        obj.key,
+        best[2],
+        "transition",
+        obj.size,
+        obj.etag,
+        storage_class=best[1],
+        target=tiers[best[1]],
+        current_class=obj.storage_class,
+    )
+
+
+def plan(
+    settings: Settings,
+    store: ObjectStore,
+    bucket: str,
+    at: datetime | None = None,
+    config: LifecycleConfiguration | None = None,
+) -> list[Action]:
+    """Every action due in ``bucket`` at ``at`` (now by default). Changes nothing."""
+    now = at or utcnow()
+    config = config if config is not None else RulesStore(store).get(bucket)
+    if config is None or not config.Rules:
+        return []
+    tiers = settings.lifecycle_tiers
+    order = list(tiers)
+    tmap = TierMap(store)
+    records = {r.key: r for r in tmap.records(bucket)}
+    out: list[Action] = []
+    for info in store.iter_objects(bucket):
+        rec = records.pop(info.key, None)
+        if rec is not None and rec.state == "done":
+            rec = None  # the key was written again after its transition: a new object
+        if rec is not None:  # a transition in flight: finish it first
+            out.append(
+                Action(
+                    bucket,
+                    info.key,
+                    "(resume)",
+                    "transition",
+                    info.size,
+                    info.etag,
+                    rec.storage_class,
+                    rec.tier_bucket,
+                )
+            )
+            continue
+        obj = _Obj(info.key, info.size, info.etag, info.last_modified, "STANDARD")
+        act = decide(config.Rules, obj, now, order, bucket, tiers)
+        if act is not None:
+            out.append(act)
+    for rec in records.values():  # objects that live in a tier
+        if rec.state != "done":
+            out.append(
+                Action(
+                    bucket,
+                    rec.key,
+                    "(resume)",
+                    "transition",
+                    rec.size,
+                    rec.etag,
+                    rec.storage_class,
+                    rec.tier_bucket,
+                    current_class=rec.storage_class,
+                )
+            )
+            continue
+        obj = _Obj(rec.key, rec.size, rec.etag, rec.modified, rec.storage_class)
+        act = decide(config.Rules, obj, now, order, bucket, tiers)
+        if act is not None:
+            out.append(act)
+    out.sort(key=lambda a: (a.key, a.action))
+    return out
+
+
+# -- applying --------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    expired: int = 0
+    expired_bytes: int = 0
+    transitioned: int = 0
+    transitioned_bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+    per_rule: dict[str, dict[str, int]] = field(default_factory=dict)
+    # (event name, bucket, key, size, etag, user agent): what the caller announces
+    events: list[tuple[str, str, str, int, str, str]] = field(default_factory=list)
+
+    def count(self, act: Action) -> None:
+        r = self.per_rule.setdefault(act.rule, {"objects": 0, "bytes": 0})
+        r["objects"] += 1
+        r["bytes"] += act.size
+        if act.action == "expire":
+            self.expired += 1
+            self.expired_bytes += act.size
+        else:
+            self.transitioned += 1
+            self.transitioned_bytes += act.size
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expired": self.expired,
+            "expired_bytes": self.expired_bytes,
+            "transitioned": self.transitioned,
+            "transitioned_bytes": self.transitioned_bytes,
+            "skipped": self.skipped,
+            "per_rule": self.per_rule,
+        }
+
+
+def _head(store: ObjectStore, bucket: str, key: str) -> ObjectInfo | None:
+    try:
+        return store.head(bucket, key)
+    except (ObjectNotFound, BucketNotFound):
+        return None
+
+
+def _verified(copy: ObjectInfo | None, size: int, etag: str) -> bool:
+    if copy is None or copy.size != size:
+        return False
+    # a multipart etag ("...-N") is not the content MD5; size alone then
+    return copy.etag == etag or "-" in copy.etag or "-" in etag
+
+
+class Applier:
+    """Executes actions; every step is recorded before the next, so a rerun resumes."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, clock: Clock = utcnow) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.tiers = TierMap(store)
+
+    def apply(
+        self, actions: list[Action], outcome: Outcome | None = None, stop_after: int | None = None
+    ) -> Outcome:
+        """``stop_after``: steps to run before stopping as if killed (tests of resume)."""
+        out = outcome or Outcome()
+        self._budget = stop_after
+        for act in actions:
+            if act.action == "expire":
+                self._expire(act, out)
+            else:
+                self._transition(act, out)
+        return out
+
+    def _step(self) -> None:
+        if self._budget is not None:
+            if self._budget <= 0:
+                raise InterruptedError("apply stopped (test)")
+            self._budget -= 1
+
+    def _where(self, act: Action) -> tuple[str, str, TierRecord | None]:
+        rec = self.tiers.get(act.bucket, act.key)
+        if rec is not None and rec.state == "done":
+            return rec.tier_bucket, rec.tier_key, rec
+        return act.bucket, act.key, rec
+
+    def _expire(self, act: Action, out: Outcome) -> None:
+        bucket, key, rec = self._where(act)
+        info = _head(self.store, bucket, key)
+        if info is None:
+            if rec is not None:
+                self.tiers.drop(act.bucket, act.key)
+            out.skipped.append(f"{act.bucket}/{act.key}: gone already")
+            return
+        if rec is None and info.etag != act.etag:
+            out.skipped.append(f"{act.bucket}/{act.key}: changed since the plan")
+            return
+        self._step()
+        self.tiers.mark(bucket, key, info.etag, EXPIRY_AGENT, self.clock())
+        self.store.delete(bucket, key)
+        self._step()
+        if rec is not None:
+            self.tiers.drop(act.bucket, act.key)
+        out.count(act)
+        out.events.append(("s3:ObjectRemoved:Delete", act.bucket, act.key, 0, "", EXPIRY_AGENT))
+
+    def _transition(self, act: Action, out: Outcome) -> None:
+        assert act.storage_class is not None and act.target is not None
+        rec = self.tiers.get(act.bucket, act.key)
+        if rec is not None and rec.state == "done":
+            if rec.storage_class == act.storage_class:
+                out.skipped.append(f"{act.bucket}/{act.key}: in {rec.storage_class} already")
+                return
+            src_bucket, src_key = rec.tier_bucket, rec.tier_key  # tier to colder tier
+            modified = rec.last_modified
+        elif rec is not None:  # in flight: resume with what was recorded
+            src_bucket = rec.from_bucket or act.bucket
+            src_key = rec.from_key or act.key
+            modified = rec.last_modified
+        else:
+            src_bucket, src_key = act.bucket, act.key
+            info = _head(self.store, src_bucket, src_key)
+            if info is None or info.etag != act.etag:
+                out.skipped.append(f"{act.bucket}/{act.key}: changed since the plan")
+                return
+            modified = info.last_modified.isoformat()
+        storage_class = rec.storage_class if rec and rec.state != "done" else act.storage_class
+        target = rec.tier_bucket if rec and rec.state != "done" else act.target
+        dst_key = tier_key(act.bucket, act.key)
+        src = _head(self.store, src_bucket, src_key)
+        if src is None:
+            # the source is gone: finished unless the copy is missing too
+            dst = _head(self.store, target, dst_key)
+            if dst is not None and rec is not None:
+                self.tiers.put(self._record(act, rec.size, rec.etag, modified, target, "done"))
+                out.count(act)
+            else:
+                out.skipped.append(f"{act.bucket}/{act.key}: gone")
+            return
+        copying = TierRecord(
+            act.bucket,
+            act.key,
+            storage_class,
+            target,
+            dst_key,
+            src.size,
+            src.etag,
+            modified,
+            "copying",
+            src_bucket,
+            src_key,
+        )
+        if rec is None or rec.state == "done":
+            self.tiers.put(copying)
+            self._step()
+        if not self.store.bucket_exists(target):
+            self.store.create_bucket(target)
+        dst = _head(self.store, target, dst_key)
+        if not _verified(dst, src.size, src.etag):
+            self.tiers.mark(target, dst_key, src.etag, TRANSITION_AGENT, self.clock())
+            self.store.put(target, dst_key, self.store.get_stream(src_bucket, src_key))
+            self._step()
+            dst = _head(self.store, target, dst_key)
+        if not _verified(dst, src.size, src.etag):
+            out.skipped.append(f"{act.bucket}/{act.key}: copy did not verify; source kept")
+            return
+        self._step()
+        self.tiers.mark(src_bucket, src_key, src.etag, TRANSITION_AGENT, self.clock())
+        self.store.delete(src_bucket, src_key)
+        self._step()
+        self.tiers.put(
+            self._record(act, src.size, src.etag, modified, target, "done", storage_class)
+        )
+        out.count(act)
+        out.events.append(
+            (
+                "s3:ObjectTransition:Complete",
+                act.bucket,
+                act.key,
+                src.size,
+                src.etag,
+                TRANSITION_AGENT,
+            )
+        )
+
+    def _record(
+        self,
+        act: Action,
+        size: int,
+        etag: str,
+        modified: str,
+        target: str,
+        state: str,
+        storage_class: str | None = None,
+    ) -> TierRecord:
+        return TierRecord(
+            act.bucket,
+            act.key,
+            storage_class or act.storage_class or "",
+            target,
+            tier_key(act.bucket, act.key),
+            size,
+            etag,
+            modified,
+            state,
+        )
+
+
+def apply(
+    settings: Settings,
+    store: ObjectStore,
+    actions: list[Action],
+    clock: Clock = utcnow,
+    stop_after: int | None = None,
+) -> Outcome:
+    return Applier(settings, store, clock).apply(actions, stop_after=stop_after)
+
+
+def placements(store: ObjectStore, bucket: str, keys: Iterable[str]) -> dict[str, list[str]]:
+    """Where each key's bytes are (its bucket and/or a tier): the exactly-one-place check."""
+    tmap = TierMap(store)
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        places = []
+        if _head(store, bucket, key) is not None:
+            places.append(f"{bucket}/{key}")
+        rec = tmap.get(bucket, key)
+        if rec is not None and rec.state == "done" and _head(store, rec.tier_bucket, rec.tier_key):
+            places.append(f"{rec.tier_bucket}/{rec.tier_key}")
+        out[key] = places
+    return out
