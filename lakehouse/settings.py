@@ -149,24 +149,6 @@ class Settings(BaseSettings):
         description="The read-only Trino principal queries run as (SQL Studio, lakewire sql).",
     )
 
-    # --- SQL (SQL Studio, POST /api/sql, lakewire sql) --------------------------------------
-    sql_timeout_seconds: float = Field(
-        default=300.0, gt=0, description="A query running longer is interrupted (408)."
-    )
-    sql_max_rows: int = Field(
-        default=100_000,
-        ge=1,
-        description="Rows a result through the HTTP API holds at most; more are cut (truncated).",
-    )
-    sql_page_rows: int = Field(default=500, ge=1, description="Rows per page of /api/sql.")
-    sql_result_ttl_seconds: float = Field(
-        default=600.0, description="How long a result's further pages stay available."
-    )
-    sql_trino_user: str = Field(
-        default="lakewire-sql",
-        description="The read-only Trino principal queries run as (SQL Studio, lakewire sql).",
-    )
-
     # --- ingestion ------------------------------------------------------------------------
     sensor_interval_seconds: int = Field(
         default=1,
