@@ -46,6 +46,10 @@ STOP_WAIT_SECONDS = 20
 """SIGTERM to the process group, then SIGKILL after this long."""
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
+CRASH_LOOP_EXITS = 5
+CRASH_LOOP_WINDOW_SECONDS = 120
+"""A service that exits unexpectedly this often within the window is stopped (crash watch)."""
+CRASHWATCH = "crashwatch"
 EXTRA_SERVICES_ENV = "LAKEWIRE_EXTRA_SERVICES"
 """JSON list of ``{"name": ..., "command": [...]}``: more programs to supervise (after the core)."""
 
@@ -239,6 +243,11 @@ def pid_file(settings: Settings) -> Path:
     return settings.state_dir / "supervisord.pid"
 
 
+def crash_record(settings: Settings) -> Path:
+    """Services the crash watch stopped, and why (see lakewire/crashwatch.py)."""
+    return settings.state_dir / "crash-loops.json"
+
+
 def service_log(settings: Settings, name: str) -> Path:
     return logs_dir(settings) / f"{name}.log"
 
@@ -282,6 +291,34 @@ def render_config(settings: Settings, svcs: list[Service]) -> str:
         "",
         "[supervisorctl]",
         f"serverurl=unix://{_q(socket_path(settings))}",
+        "",
+    ]
+    lines += [
+        f"[eventlistener:{CRASHWATCH}]",
+        "command="
+        + _argv(
+            [
+                sys.executable,
+                "-m",
+                "lakewire.crashwatch",
+                "--socket",
+                str(socket_path(settings)),
+                "--record",
+                str(crash_record(settings)),
+                "--max",
+                str(CRASH_LOOP_EXITS),
+                "--window",
+                str(CRASH_LOOP_WINDOW_SECONDS),
+            ]
+        ),
+        "events=PROCESS_STATE_EXITED,PROCESS_STATE_RUNNING",
+        "buffer_size=100",
+        "priority=1",
+        "autostart=true",
+        "autorestart=true",
+        f"stderr_logfile={_q(service_log(settings, CRASHWATCH))}",
+        f"stderr_logfile_maxbytes={LOG_MAX_BYTES}",
+        f"stderr_logfile_backups={LOG_BACKUPS}",
         "",
     ]
     for priority, svc in enumerate(svcs, 1):
@@ -673,15 +710,20 @@ def status(settings: Settings) -> dict[str, Any]:
     infos = process_info(settings)
     spawns: dict[str, int] = {}
     exits: dict[str, str] = {}
+    crashed: dict[str, str] = {}
     for what, name, rest in _supervisord_events(settings) if infos else ():
         if what == "spawned":
             spawns[name] = spawns.get(name, 0) + 1
         elif what == "exited":
-            exits[name] = rest.strip("() ")
+            exits[name] = crashed[name] = rest.strip("() ")
         elif what == "stopped":
             exits[name] = f"stopped by request ({rest.strip('() ')})"
         elif what == "gave up":
             exits[name] = exits.get(name, "") + "; gave up: too many start retries"
+    try:
+        crash_loops = json.loads(crash_record(settings).read_text()) if infos else {}
+    except (OSError, ValueError):
+        crash_loops = {}
     rows = []
     names = [svc.name for svc in services(settings)]
     names += [n for n in infos if n not in names]  # e.g. an extra service from another shell
@@ -696,8 +738,12 @@ def status(settings: Settings) -> dict[str, Any]:
             "uptime_seconds": int(info["now"] - info["start"]) if info and running else None,
             "restarts": max(0, spawns.get(name, 0) - 1),
             "last_exit": exits.get(name),
+            "crash_loop": None,
             "log": str(service_log(settings, name)),
         }
+        if name in crash_loops and state in ("STOPPED", "STOPPING"):
+            row["crash_loop"] = crash_loops[name]["reason"]
+            row["last_exit"] = f"{crashed.get(name)}; {crash_loops[name]['reason']}"
         if info and not running:
             row["last_log_lines"] = _tail(service_log(settings, name), 10)
         rows.append(row)

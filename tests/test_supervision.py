@@ -304,7 +304,16 @@ def test_a_crash_loop_ends_fatal_is_reported_and_the_rest_keeps_running(
 ) -> None:
     before = _pids(platform)
     crasher = json.dumps(
-        [{"name": "crasher", "command": ["/bin/sh", "-c", "echo crash-loop-marker; exit 3"]}]
+        [
+            {"name": "crasher", "command": ["/bin/sh", "-c", "echo crash-loop-marker; exit 3"]},
+            # Survives its start-up second, then crashes: supervisord alone would restart it
+            # forever; the crash watch stops it after 5 crashes in 120 s.
+            {
+                "name": "flaky",
+                "command": ["/bin/sh", "-c", "echo flaky-marker; sleep 1.5; exit 4"],
+                "start_seconds": 1,
+            },
+        ]
     )
     env = {**platform.env, "LAKEWIRE_EXTRA_SERVICES": crasher}
     proc = subprocess.run(
@@ -322,10 +331,20 @@ def test_a_crash_loop_ends_fatal_is_reported_and_the_rest_keeps_running(
     assert crashed["restarts"] == 3  # supervisord's startretries, then it gives up
     assert "exit status 3" in crashed["last_exit"] and "gave up" in crashed["last_exit"]
     assert any("crash-loop-marker" in line for line in crashed["last_log_lines"])
-    # It stays FATAL (no silent restarts) and every other service kept running untouched.
+
+    def flaky_stopped() -> dict[str, Any] | None:
+        row = {s["name"]: s for s in _status(platform)["services"]}["flaky"]
+        return row if row["state"] == "STOPPED" else None
+
+    flaky = wait_for(flaky_stopped, 90, "the crash watch to stop flaky", 1)
+    assert flaky["crash_loop"] and "crash loop: 5 unexpected exits" in flaky["last_exit"]
+    assert "exit status 4" in flaky["last_exit"]
+    assert any("flaky-marker" in line for line in flaky["last_log_lines"])
+    # They stay down (no silent restarts) and every other service kept running untouched.
     time.sleep(5)
     report = {s["name"]: s for s in _status(platform)["services"]}
     assert report["crasher"]["state"] == "FATAL"
+    assert report["flaky"]["state"] == "STOPPED"
     for name, pid in before.items():
         assert report[name]["state"] == "RUNNING" and report[name]["pid"] == pid, report[name]
     text = platform.lakewire("status", check=False)
