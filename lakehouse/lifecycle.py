@@ -17,9 +17,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -605,7 +607,7 @@ class Applier:
         dst = _head(self.store, target, dst_key)
         if not _verified(dst, src.size, src.etag):
             self.tiers.mark(target, dst_key, src.etag, TRANSITION_AGENT, self.clock())
-            self.store.put(target, dst_key, self.store.get_stream(src_bucket, src_key))
+            self._copy(src_bucket, src_key, target, dst_key)
             self._step()
             dst = _head(self.store, target, dst_key)
         if not _verified(dst, src.size, src.etag):
@@ -629,6 +631,15 @@ class Applier:
                 TRANSITION_AGENT,
             )
         )
+
+    def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        """Through a spool file: a store's stream cannot feed its own put (one runtime)."""
+        with tempfile.TemporaryDirectory(prefix="lakewire-ilm-") as tmp:
+            path = Path(tmp) / "object"
+            with path.open("wb") as fh:
+                for block in self.store.get_stream(src_bucket, src_key):
+                    fh.write(block)
+            self.store.put(dst_bucket, dst_key, path)
 
     def _record(
         self,

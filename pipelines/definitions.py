@@ -18,6 +18,7 @@ from pipelines.assets import (
     table_routes,
 )
 from pipelines.jobs import ingest_job, reconcile_job
+from pipelines.lifecycle import lifecycle_job, lifecycle_schedules
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
 
@@ -40,10 +41,15 @@ def build_definitions(settings: Settings) -> Definitions:
     except Exception as exc:  # the store may be down at load; tables appear at the next reload
         log.warning("could not list existing tables: %s", exc)
     tables = table_routes(routes, existing)
+    schedules: list[ScheduleDefinition] = []
+    try:
+        schedules = lifecycle_schedules(settings, open_object_store(settings))
+    except Exception as exc:  # the store may be down at load; schedules appear at the next reload
+        log.warning("could not read lifecycle rules: %s", exc)
     return Definitions(
         assets=table_assets(tables),
         asset_checks=[*build_quarantine_checks(tables), *build_trino_checks(tables)],
-        jobs=[ingest_job, reconcile_job],
+        jobs=[ingest_job, reconcile_job, lifecycle_job],
         sensors=[build_event_sensor(settings.sensor_interval_seconds)],
         schedules=[
             ScheduleDefinition(
@@ -52,7 +58,8 @@ def build_definitions(settings: Settings) -> Definitions:
                 cron_schedule=settings.reconcile_cron,
                 default_status=DefaultScheduleStatus.RUNNING,
                 description="Re-emit events for landing objects that never reached a table.",
-            )
+            ),
+            *schedules,
         ],
         resources={"lakewire": LakewireResource()},
     )

@@ -19,8 +19,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from lakehouse.objectstore import InvalidName, ObjectInfo, validate_key
+from lakehouse.objectstore import InvalidName, ObjectInfo, ObjectNotFound, validate_key
 from lakehouse.routes import SYSTEM_BUCKET
+from lakehouse.tiers import TierMap
 from storage_service.access import Runtime, require_key
 from storage_service.events import OBJECT_CREATED_PUT
 from storage_service.http_ranges import parse_range
@@ -232,14 +233,30 @@ async def download(
 @router.get(OBJECT_PATH)
 async def get_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
     exact_key(request, key)
-    return await download(rt, name, key, request)
+    try:
+        return await download(rt, name, key, request)
+    except ObjectNotFound:
+        where = TierMap(rt.store).resolve(name, key)  # transitioned by lifecycle (issue 12)
+        if where is None:
+            raise
+        response = await download(rt, where[0], where[1], request)
+        response.headers["x-amz-storage-class"] = where[2]
+        return response
 
 
 @router.head(OBJECT_PATH)
 def head_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
     exact_key(request, key)
-    info = rt.store.head(name, key)
+    storage_class = "STANDARD"
+    try:
+        info = rt.store.head(name, key)
+    except ObjectNotFound:
+        where = TierMap(rt.store).resolve(name, key)  # transitioned by lifecycle (issue 12)
+        if where is None:
+            raise
+        info, storage_class = rt.store.head(where[0], where[1]), where[2]
     headers = _headers(info)
+    headers["x-amz-storage-class"] = storage_class
     headers["Content-Length"] = str(info.size)
     headers["Content-Type"] = content_type_for(key)
     return Response(status_code=200, headers=headers)

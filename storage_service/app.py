@@ -20,7 +20,7 @@ from lakehouse.objectstore import (
     StorageError,
 )
 from lakehouse.settings import Settings
-from storage_service import api_buckets, api_objects, api_routes, api_sql
+from storage_service import api_buckets, api_lifecycle, api_objects, api_routes, api_sql
 from storage_service.access import Runtime
 from storage_service.api_events import router as events_router
 from storage_service.gate import BucketBusy
@@ -81,5 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(api_routes.router)
     app.include_router(api_sql.router)
+    app.include_router(api_lifecycle.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -29,6 +29,7 @@ from lakehouse.objectstore import (
     StorageError,
 )
 from lakehouse.settings import Settings
+from lakehouse.tiers import marker_agent
 from storage_service.events import (
     OBJECT_CREATED_PUT,
     OBJECT_REMOVED_DELETE,
@@ -276,6 +277,7 @@ class DirectoryWatcher:
                         sequencer=sequencer_for(obj.mtime_ns),
                         event_time=datetime.fromtimestamp(obj.mtime_ns / 1e9, tz=UTC),
                         content_type=_content_type(key),
+                        user_agent=marker_agent(self.store.root, bucket, key, obj.etag),
                     )
                 )
         # Outbox first, index second: a crash in between re-announces (deduplicated by msg id)
@@ -295,8 +297,10 @@ class DirectoryWatcher:
                 etag="",
                 sequencer=sequencer_for(time.time_ns()),
                 event_time=now,
+                # lifecycle marked it before removing it (issue 12): announced as ILM's
+                user_agent=marker_agent(self.store.root, bucket, key, prev.etag),
             )
-            for bucket, key, _ in items
+            for bucket, key, prev in items
             if self.notifications.get(bucket).wants(OBJECT_REMOVED_DELETE, key)
         ]
         if events:
