@@ -18,6 +18,8 @@ from storage_service.events import BucketEvent
 from storage_service.stream import read_after_sync
 
 Action = Literal["create", "remove"]
+# Set on a run when its drain has committed: the stream sequence it drained up to.
+DRAINED_TAG = "lakewire/drained_to"
 Item = tuple[Action, BucketEvent]
 
 

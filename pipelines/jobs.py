@@ -35,7 +35,7 @@ from pipelines.assets import (
     route_metadata,
     trino_evaluation,
 )
-from pipelines.batches import Item, commits, stream_backlog
+from pipelines.batches import DRAINED_TAG, Item, commits, stream_backlog
 from pipelines.ingestion import IngestReport, ingest_batch, remove_sources
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
@@ -87,6 +87,7 @@ def ingest_objects(
     ref = TableRef.parse(config.table)
     named: list[Item] = [(o.action, _as_event(o)) for o in config.objects]
     items = named
+    backlog = None
     if config.drain_from_seq:
         backlog = stream_backlog(settings, routes, route.name, ref.qualified, config.drain_from_seq)
         context.log.info(
@@ -98,6 +99,10 @@ def ingest_objects(
         _ingest_commit(context, settings, store, route, ref, part)
     if config.remove_from:
         _move_out(context, settings, store, ref, TableRef.parse(config.remove_from), items)
+    if config.drain_from_seq:
+        # The sensor asks for no run for what this one drained, even ahead of its cursor.
+        assert backlog is not None
+        context.instance.add_run_tags(context.run_id, {DRAINED_TAG: str(backlog.last_seq)})
     records = quarantined_for(settings, store, {route.bucket})
     # Dagster's type of log_event's argument leaves out AssetCheckEvaluation, which it logs.
     context.log_event(check_evaluation(ref, records))  # type: ignore[arg-type]

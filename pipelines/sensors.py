@@ -27,7 +27,7 @@ from dagster import (
 
 from lakehouse.routes import settings_routes
 from lakehouse.settings import Settings
-from pipelines.batches import Item, pending_by_table
+from pipelines.batches import DRAINED_TAG, Item, pending_by_table
 from pipelines.jobs import ingest_job
 from pipelines.resources import LakewireResource
 from storage_service.events import BucketEvent
@@ -38,15 +38,19 @@ def plan_runs(
     settings: Settings,
     events: list[BucketEvent],
     has_queued_run: Callable[[str], bool] = lambda table: False,
+    drained_through: Callable[[str], int] = lambda table: 0,
 ) -> list[RunRequest]:
     """At most one run request per table with new events, and none for a table that already
     has a queued run: that run drains the stream for its table when it starts, these events
-    included, so however files trickle in a table never has more than one run waiting."""
+    included, so however files trickle in a table never has more than one run waiting. Events
+    a successful run already drained (it read ahead of this cursor) ask for nothing."""
     requests = []
     for (route_name, table), items in pending_by_table(
         settings, settings_routes(settings), events
     ).items():
-        if has_queued_run(table):
+        done = drained_through(table)
+        items = [item for item in items if (item[1].stream_seq or 0) > done]
+        if not items or has_queued_run(table):
             continue
         requests.append(_request(route_name, table, items))
     return requests
@@ -75,6 +79,19 @@ def _request(route_name: str, table: str, items: list[Item]) -> RunRequest:
             "lakewire/sources": keys if len(keys) <= 1000 else keys[:997] + "...",
         },
     )
+
+
+def drained_check(instance: DagsterInstance) -> Callable[[str], int]:
+    """The stream sequence up to which a table's successful runs drained its backlog."""
+
+    def drained_through(table: str) -> int:
+        runs = instance.get_runs(
+            filters=RunsFilter(tags={"lakewire/table": table}, statuses=[DagsterRunStatus.SUCCESS]),
+            limit=5,
+        )
+        return max((int(r.tags.get(DRAINED_TAG, 0)) for r in runs), default=0)
+
+    return drained_through
 
 
 def queued_run_check(instance: DagsterInstance) -> Callable[[str], bool]:
@@ -124,7 +141,12 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
             return SkipReason(f"no new events after stream sequence {cursor}")
         if batch.malformed:
             context.log.warning(f"skipped malformed messages at sequences {batch.malformed}")
-        requests = plan_runs(settings, batch.events, queued_run_check(context.instance))
+        requests = plan_runs(
+            settings,
+            batch.events,
+            queued_run_check(context.instance),
+            drained_check(context.instance),
+        )
         for rr in requests:  # the route each object took (`lakewire routes explain` says why)
             t = rr.tags
             context.log.info(

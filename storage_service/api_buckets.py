@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from lakehouse.objectstore import BucketNotFound, Unsupported, validate_key
+from lakehouse.objectstore import BucketInfo, BucketNotFound, Unsupported, validate_key
 from lakehouse.routes import SYSTEM_BUCKET
 from storage_service.access import Runtime, require_key
 from storage_service.notifications import MINIO_NATS_ARN, BucketNotifications
@@ -118,11 +118,17 @@ def _not_system(name: str) -> None:
         raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is the platform's system bucket")
 
 
+def _user_buckets(rt: Runtime) -> list[BucketInfo]:
+    """The buckets people work with; the system bucket is listed no more than MinIO lists
+    its own ``.minio.sys`` (it is reached through /api/routes)."""
+    return [b for b in rt.store.list_buckets() if b.name != SYSTEM_BUCKET]
+
+
 @router.get("/summary")
 def summary(rt: Runtime) -> Summary:
     """A backend that cannot be reached is reported as DISCONNECTED, never as an error."""
     try:
-        buckets = rt.store.list_buckets()
+        buckets = _user_buckets(rt)
     except Exception:
         return Summary(total_buckets=0, status="DISCONNECTED", backend=rt.store.kind)
     return Summary(total_buckets=len(buckets), status="CONNECTED", backend=rt.store.kind)
@@ -131,7 +137,7 @@ def summary(rt: Runtime) -> Summary:
 @router.get("/buckets")
 def list_buckets(rt: Runtime) -> list[BucketView]:
     try:
-        buckets = rt.store.list_buckets()
+        buckets = _user_buckets(rt)
     except Exception as exc:
         raise HTTPException(503, detail=f"storage backend unreachable: {exc}") from exc
     out = []

@@ -169,13 +169,13 @@ def test_duplicate_event_reset_cursor_and_rerun_never_double_rows(env: Any) -> N
     ref = TableRef("delta", "default", "shop")
     assert open_target(settings, store, ref).row_count() == 50
 
-    # A reset cursor replays the whole log: same run keys, and rows stay exactly 50.
+    # A reset cursor replays the whole log: the successful run drained all of it, so nothing
+    # is asked for; the same run executed again (the daemon would dedupe it by run key) and the
+    # duplicate on its own add no rows either.
     replay = tick(instance, "0")
-    assert [r.run_key for r in replay.run_requests] == [r.run_key for r in first.run_requests]
-    assert all(r.success for r in run_all(instance, replay))
-    # The duplicate arriving in a later tick on its own is a run that adds nothing.
-    late = tick(instance, "5")
-    assert all(r.success for r in run_all(instance, late))
+    assert replay.run_requests == []
+    assert all(r.success for r in run_all(instance, first))
+    assert tick(instance, "5").run_requests == []
     assert open_target(settings, store, ref).row_count() == 50
 
     mat = instance.get_latest_materialization_event(AssetKey(["delta", "default", "shop"]))
@@ -304,3 +304,21 @@ def test_trino_that_cannot_see_a_table_fails_its_check_not_the_ingestion(
     trino = [c for c in checks if getattr(c, "check_name", None) == "visible_in_trino"]
     assert len(trino) == 1 and trino[0].passed is False
     assert "registering delta.default.shop in Trino" in (trino[0].description or "")
+
+
+def test_events_a_run_drained_ahead_of_the_cursor_ask_for_no_second_run(env: Any) -> None:
+    settings, store, instance = env
+    first = [land(store, "landing", f"shop/f{i}.csv", csv_bytes(1, start=i)) for i in range(3)]
+    publish(settings, [event(s) for s in first])
+    one = tick(instance, None)
+    later = [land(store, "landing", f"shop/l{i}.csv", csv_bytes(1, start=10 + i)) for i in range(2)]
+    publish(settings, [event(s) for s in later])
+    (done,) = run_all(instance, one)  # starts after the later events: drains all five
+    assert done.success
+    assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 5
+    two = tick(instance, one.cursor)
+    assert two.cursor == "5" and two.run_requests == []  # nothing left that no run took
+    # A new object after that is asked for as usual.
+    publish(settings, [event(land(store, "landing", "shop/n.csv", csv_bytes(1, start=99)))])
+    three = tick(instance, two.cursor)
+    assert [r.tags["lakewire/table"] for r in three.run_requests] == ["delta.default.shop"]

@@ -504,3 +504,10 @@ def test_the_system_bucket_is_not_deleted_renamed_or_written_as_a_bucket(live: L
         put = c.put("/api/buckets/lakewire-system/objects/routes/versions/9.json", content=b"{}")
     assert [r.status_code for r in (gone, moved, taken, put)] == [403, 403, 403, 403]
     assert live.store.bucket_exists("lakewire-system") and live.store.bucket_exists("datasets")
+
+
+def test_the_system_bucket_is_not_listed_among_the_users_buckets(live: Live) -> None:
+    with live.client() as c:
+        names = [b["name"] for b in c.get("/api/buckets").json()]
+        total = c.get("/api/summary").json()["total_buckets"]
+    assert "lakewire-system" not in names and total == len(names)
