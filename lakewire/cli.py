@@ -6,6 +6,7 @@ import csv
 import json
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lakehouse.objectstore import StorageError, open_object_store
+from lakehouse.objectstore import ObjectStore, StorageError, open_object_store
 from lakehouse.settings import Settings
 from lakewire import supervisor
 
@@ -625,6 +626,163 @@ def routes_export(
     else:
         output.write_text(text)
         console.print(f"wrote {output}", highlight=False)
+
+
+# -- ilm (object lifecycle, issue 12) -------------------------------------------------------
+ilm_app = typer.Typer(
+    no_args_is_help=True,
+    help="Object lifecycle rules (S3 lifecycle JSON): import, export, ls, rm, plan, apply.",
+)
+app.add_typer(ilm_app, name="ilm")
+
+AtOption = Annotated[
+    str | None,
+    typer.Option("--at", help="ISO time to plan for (default: now), e.g. 2027-01-01T00:00Z."),
+]
+
+
+def _at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _fail(f"--at: not an ISO time: {value!r}", 2) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _ilm_buckets(store: ObjectStore, bucket: str | None) -> list[str]:
+    from lakehouse.lifecycle import RulesStore
+
+    return [bucket] if bucket else RulesStore(store).buckets()
+
+
+@ilm_app.command("import")
+def ilm_import(
+    bucket: Annotated[str, typer.Argument(help="The bucket the rules apply to.")],
+    file: Annotated[
+        Path | None, typer.Argument(help='Lifecycle JSON ({"Rules": [...]}); default: stdin.')
+    ] = None,
+) -> None:
+    """Set a bucket's rules from S3 lifecycle JSON (as `mc ilm rule import` takes it)."""
+    from lakehouse.lifecycle import LifecycleError, RulesStore, parse_config, refused_bucket
+
+    settings = Settings()
+    text = file.read_text() if file is not None else sys.stdin.read()
+    why = refused_bucket(settings, bucket)
+    if why is not None:
+        raise _fail(f"lifecycle rules are refused on {why}")
+    try:
+        config = parse_config(text, tiers=settings.lifecycle_tiers)
+    except LifecycleError as exc:
+        raise _fail(str(exc)) from None
+    store = open_object_store(settings)
+    if not store.bucket_exists(bucket):
+        raise _fail(f"bucket '{bucket}' does not exist")
+    RulesStore(store).put(bucket, config)
+    console.print(f"{len(config.Rules)} rules set on {bucket}", highlight=False)
+
+
+@ilm_app.command("export")
+def ilm_export(bucket: Annotated[str, typer.Argument(help="The bucket.")]) -> None:
+    """Print a bucket's rules as S3 lifecycle JSON."""
+    from lakehouse.lifecycle import RulesStore
+
+    config = RulesStore(open_object_store(Settings())).get(bucket)
+    if config is None:
+        raise _fail(f"bucket '{bucket}' has no lifecycle configuration")
+    sys.stdout.write(json.dumps(config.to_json(), indent=2) + "\n")
+
+
+@ilm_app.command("ls")
+def ilm_ls(
+    bucket: Annotated[str | None, typer.Argument(help="Default: every bucket.")] = None,
+) -> None:
+    """The rules: bucket, ID, status, filter, actions."""
+    from lakehouse.lifecycle import RulesStore
+
+    store = open_object_store(Settings())
+    table = Table("bucket", "rule", "status", "filter", "actions")
+    for b in _ilm_buckets(store, bucket):
+        config = RulesStore(store).get(b)
+        for r in config.Rules if config else []:
+            flt = r.Filter.model_dump(exclude_none=True) if r.Filter else {"Prefix": r.Prefix or ""}
+            actions = r.model_dump(exclude_none=True, exclude={"ID", "Status", "Filter", "Prefix"})
+            acts = {k: v for k, v in actions.items() if v not in ([], None)}
+            table.add_row(b, r.ID, r.Status, json.dumps(flt), json.dumps(acts, default=str))
+    console.print(table)
+
+
+@ilm_app.command("rm")
+def ilm_rm(
+    bucket: Annotated[str, typer.Argument(help="The bucket.")],
+    rule: Annotated[str | None, typer.Argument(help="Rule ID; omit with --all.")] = None,
+    all_rules: Annotated[bool, typer.Option("--all", help="Remove every rule.")] = False,
+) -> None:
+    """Remove one rule (by ID) or, with --all, the bucket's whole configuration."""
+    from lakehouse.lifecycle import RulesStore
+
+    rules = RulesStore(open_object_store(Settings()))
+    if all_rules:
+        rules.delete(bucket)
+        console.print(f"removed every lifecycle rule of {bucket}", highlight=False)
+        return
+    config = rules.get(bucket)
+    if rule is None or config is None or rule not in {r.ID for r in config.Rules}:
+        raise _fail(f"no rule {rule!r} on {bucket} (give a rule ID or --all)")
+    config.Rules = [r for r in config.Rules if rule != r.ID]
+    if config.Rules:
+        rules.put(bucket, config)
+    else:
+        rules.delete(bucket)
+    console.print(f"removed rule {rule} of {bucket}", highlight=False)
+
+
+@ilm_app.command("plan")
+def ilm_plan(
+    bucket: Annotated[str | None, typer.Argument(help="Default: every bucket with rules.")] = None,
+    at: AtOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Every action due (object, rule, action, bytes, target). Changes nothing."""
+    from lakehouse.lifecycle import plan
+
+    settings = Settings()
+    store = open_object_store(settings)
+    when = _at(at)
+    actions = [a for b in _ilm_buckets(store, bucket) for a in plan(settings, store, b, at=when)]
+    if as_json:
+        sys.stdout.write(json.dumps([a.as_dict() for a in actions], indent=2) + "\n")
+        return
+    table = Table("object", "rule", "action", "bytes", "target")
+    for a in actions:
+        d = a.as_dict()
+        what = f"transition {a.current_class}->{a.storage_class}" if a.storage_class else "expire"
+        table.add_row(d["object"], a.rule, what, str(a.size), d["target"] or "")
+    console.print(table)
+    console.print(f"{len(actions)} actions, {sum(a.size for a in actions)} bytes", highlight=False)
+
+
+@ilm_app.command("apply")
+def ilm_apply(
+    bucket: Annotated[str | None, typer.Argument(help="Default: every bucket with rules.")] = None,
+    at: AtOption = None,
+) -> None:
+    """Apply what is due now (or --at): idempotent; an interrupted apply resumes."""
+    from pipelines.lifecycle import run_lifecycle
+
+    settings = Settings()
+    store = open_object_store(settings)
+    when = _at(at)
+    for b in _ilm_buckets(store, bucket):
+        actions, outcome = run_lifecycle(settings, store, b, at=when)
+        o = outcome.as_dict()
+        console.print(
+            f"{b}: {len(actions)} planned, {o['expired']} expired ({o['expired_bytes']} B), "
+            f"{o['transitioned']} transitioned ({o['transitioned_bytes']} B), "
+            f"{len(o['skipped'])} skipped",
+            highlight=False,
+        )
 
 
 if __name__ == "__main__":
