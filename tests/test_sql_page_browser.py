@@ -1,0 +1,158 @@
+"""SQL Studio driven in real headless Chromium (Debian's), against a real service over Delta and
+Iceberg tables the ingestion wrote: browse to a table, run, page, an inline error, cancel a long
+query, history, download CSV, and the navigation bar between the two pages. Screenshots go to
+test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (it is in the dev dependency group)"
+)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.helpers import free_port, nats_server, wait_for
+from tests.test_sql_api import SLOW, write_tables
+from tests.test_storage_page_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, _up
+
+pytestmark = pytest.mark.browser
+
+API_KEY = "sql-browser-test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("sqlpage")
+    write_tables(tmp / "data", rows=250)
+    with nats_server(tmp) as nats:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEWIRE_")}
+        env.update(
+            LAKEWIRE_DATA_DIR=str(tmp / "data"),
+            LAKEWIRE_STORAGE_PORT=str(port),
+            LAKEWIRE_HOST="127.0.0.1",
+            LAKEWIRE_NATS_URL=nats.url,
+            LAKEWIRE_API_KEY=API_KEY,
+            LAKEWIRE_WATCH_SETTLE_SECONDS="0.2",
+        )
+        proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _up(base), timeout=30, what="the storage service")
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    pg.goto(url)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"sql-studio-{name}.png"), full_page=True)
+
+
+def test_sql_studio_end_to_end(page: Page, url: str, tmp_path: Path) -> None:
+    # Sign in on the Object Storage page, then the nav bar leads to SQL Studio (same key).
+    page.fill("#login-key", API_KEY)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#status")).to_have_text("CONNECTED")
+    page.click(".appnav a:has-text('SQL Studio')")
+    expect(page.locator("#studio")).to_be_visible()
+    assert API_KEY not in page.content()
+
+    # Browse: catalog → schema → table → columns with types.
+    page.click('details[data-catalog="iceberg"] > summary')  # closed now
+    page.click('details[data-catalog="iceberg"] > summary')  # open again
+    page.click('details[data-schema="iceberg.sales"] > summary')
+    table = page.locator('details[data-table="iceberg.sales.orders"]')
+    table.locator("summary").click()
+    expect(table.locator(".col").first).to_contain_text("id")
+    expect(table.locator(".col").first).to_contain_text("bigint")
+    shot(page, "catalog")
+
+    # Run from the table's Query button: 255 rows, first page of 100, then page on.
+    table.locator("button[data-query]").click()
+    expect(page.locator("#result-status")).to_contain_text("255 rows")
+    expect(page.locator("#page-info")).to_have_text("Rows 1\u2013100 of 255")
+    expect(page.locator("#grid tbody tr")).to_have_count(100)
+    page.click("#next")
+    expect(page.locator("#page-info")).to_have_text("Rows 101\u2013200 of 255")
+    page.click("#next")
+    expect(page.locator("#page-info")).to_have_text("Rows 201\u2013255 of 255")
+    expect(page.locator("#next")).to_be_disabled()
+    page.click("#prev")
+    expect(page.locator("#page-info")).to_have_text("Rows 101\u2013200 of 255")
+    shot(page, "results")
+
+    # Ctrl-Enter runs the editor; the result downloads as CSV.
+    page.fill("#editor", "SELECT id, name FROM delta.sales.orders WHERE id < 3 ORDER BY id")
+    page.press("#editor", "Control+Enter")
+    expect(page.locator("#result-status")).to_contain_text("3 rows")
+    expect(page.locator("#grid tbody tr").first).to_contain_text("0")
+    with page.expect_download() as info:
+        page.click("#download-csv")
+    target = tmp_path / "result.csv"
+    info.value.save_as(target)
+    lines = target.read_text().splitlines()
+    assert lines[0] == '"id","name"' and len(lines) == 4 and lines[1].startswith("0,")
+
+    # An error is shown inline, with the line it points at.
+    page.fill("#editor", "SELECT id\nFROM delta.sales.orders\nWHERE (id = 1")
+    page.click("#run")
+    error = page.locator("#sql-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("line 3")
+    shot(page, "error")
+
+    # A long query can be cancelled.
+    page.fill("#editor", SLOW)
+    page.click("#run")
+    expect(page.locator("#cancel")).to_be_enabled()
+    page.wait_for_timeout(800)
+    page.click("#cancel")
+    expect(page.locator("#result-status")).to_contain_text("Cancelled", timeout=30_000)
+    expect(page.locator("#run")).to_be_enabled()
+
+    # History (kept in the browser) brings an earlier statement back.
+    history = page.locator("#history li")
+    expect(history.first).to_contain_text("range(200000)")
+    page.locator("#history li", has_text="WHERE id < 3").click()
+    expect(page.locator("#editor")).to_have_value(
+        "SELECT id, name FROM delta.sales.orders WHERE id < 3 ORDER BY id"
+    )
+    shot(page, "history")
+
+    # And back to the Object Storage page through the nav bar, still signed in.
+    page.click(".appnav a:has-text('Object Storage')")
+    expect(page.locator("#status")).to_have_text("CONNECTED")
