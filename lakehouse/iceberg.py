@@ -100,7 +100,10 @@ class IcebergTarget:
 
     def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
         table = self._table()
-        seen: dict[str, int] = {}
+        # snapshots expired by maintenance (issue 12) left their ledger in the table property
+        seen: dict[str, int] = (
+            json.loads(table.properties.get(LEDGER_PROPERTY, "{}")) if table else {}
+        )
         for snap in table.snapshots() if table is not None else []:
             for app_id, version in _summary_ledger(snap).items():
                 seen[app_id] = max(version, seen.get(app_id, version))

@@ -19,6 +19,7 @@ from pipelines.assets import (
 )
 from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.lifecycle import lifecycle_job, lifecycle_schedules
+from pipelines.maintenance import maintenance_job, maintenance_schedules
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
 
@@ -41,15 +42,15 @@ def build_definitions(settings: Settings) -> Definitions:
     except Exception as exc:  # the store may be down at load; tables appear at the next reload
         log.warning("could not list existing tables: %s", exc)
     tables = table_routes(routes, existing)
-    schedules: list[ScheduleDefinition] = []
+    schedules = maintenance_schedules(settings, list(tables))
     try:
-        schedules = lifecycle_schedules(settings, open_object_store(settings))
+        schedules += lifecycle_schedules(settings, open_object_store(settings))
     except Exception as exc:  # the store may be down at load; schedules appear at the next reload
         log.warning("could not read lifecycle rules: %s", exc)
     return Definitions(
         assets=table_assets(tables),
         asset_checks=[*build_quarantine_checks(tables), *build_trino_checks(tables)],
-        jobs=[ingest_job, reconcile_job, lifecycle_job],
+        jobs=[ingest_job, reconcile_job, lifecycle_job, maintenance_job],
         sensors=[build_event_sensor(settings.sensor_interval_seconds)],
         schedules=[
             ScheduleDefinition(

@@ -1,0 +1,245 @@
+"""Table maintenance (the lifecycle of tables, issue 12): Delta optimize and vacuum, Iceberg
+snapshot expiry, as functions (the CLI's ``lakewire maintain``) and a Dagster job + schedule.
+
+- ``optimize``: Delta compaction (bin-packing small files; Z-order when columns are given). It
+  rewrites data files in a new version; readers of older versions keep their files until vacuum.
+- ``vacuum``: removes files no version newer than the retention needs. A retention below
+  ``vacuum_min_retention_hours`` (7 days by default) is refused unless forced, so a query that
+  started on an older version, or time travel within the retention, never loses its files.
+- ``expire_snapshots``: Iceberg snapshots older than the retention (the newest is always kept).
+  Each snapshot's ingestion ledger (its summary) is carried into the table property first, so
+  an expired snapshot never lets a source be ingested twice.
+
+Each run records files and bytes before and after as metadata of ``maintenance/<table>``.
+
+No ``from __future__ import annotations`` here: Dagster reads config types from annotations.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dagster import (
+    AssetMaterialization,
+    DefaultScheduleStatus,
+    MetadataValue,
+    OpExecutionContext,
+    ScheduleDefinition,
+    job,
+    op,
+)
+from dagster import Config as DagsterConfig
+
+from lakehouse.objectstore import ObjectStore
+from lakehouse.settings import Settings
+from lakehouse.tables import TableRef, delta_table_uri
+from pipelines.resources import LakewireResource
+
+
+class MaintenanceRefused(ValueError):
+    """A maintenance request that would break time travel or running queries."""
+
+
+@dataclass
+class MaintenanceReport:
+    table: str
+    action: str
+    files_before: int
+    files_after: int
+    bytes_before: int
+    bytes_after: int
+    detail: dict[str, Any]
+
+
+def _delta(settings: Settings, store: ObjectStore, ref: TableRef) -> Any:
+    from deltalake import DeltaTable
+
+    return DeltaTable(
+        delta_table_uri(settings, store, ref), storage_options=store.storage_options() or None
+    )
+
+
+def _delta_files(dt: Any) -> tuple[int, int]:
+    adds = dt.get_add_actions(flatten=True)
+    sizes = adds.column("size_bytes").to_pylist() if adds.num_rows else []
+    return len(sizes), int(sum(sizes))
+
+
+def optimize(
+    settings: Settings,
+    store: ObjectStore,
+    ref: TableRef,
+    z_order: list[str] | None = None,
+    target_size: int | None = None,
+) -> MaintenanceReport:
+    """Compact a Delta table's small files (one new version; data unchanged)."""
+    if ref.format != "delta":
+        raise MaintenanceRefused(f"{ref.qualified}: optimize is for Delta tables")
+    dt = _delta(settings, store, ref)
+    files, size = _delta_files(dt)
+    if z_order:
+        metrics = dt.optimize.z_order(z_order, target_size=target_size)
+    else:
+        metrics = dt.optimize.compact(target_size=target_size)
+    dt = _delta(settings, store, ref)
+    after, size_after = _delta_files(dt)
+    return MaintenanceReport(ref.qualified, "optimize", files, after, size, size_after, metrics)
+
+
+def vacuum(
+    settings: Settings,
+    store: ObjectStore,
+    ref: TableRef,
+    retention_hours: int | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+) -> MaintenanceReport:
+    """Remove data files no version within the retention needs."""
+    if ref.format != "delta":
+        raise MaintenanceRefused(f"{ref.qualified}: vacuum is for Delta tables")
+    least = settings.vacuum_min_retention_hours
+    hours = least if retention_hours is None else retention_hours
+    if hours < least and not force:
+        raise MaintenanceRefused(
+            f"vacuum retention {hours} h is below the minimum {least} h: queries and time "
+            "travel on older versions would lose their files (force to override)"
+        )
+    dt = _delta(settings, store, ref)
+    files, size = _delta_files(dt)
+    removed = dt.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False)
+    return MaintenanceReport(
+        ref.qualified,
+        "vacuum",
+        files,
+        files,
+        size,
+        size,
+        {"removed_files": len(removed), "retention_hours": hours, "dry_run": dry_run},
+    )
+
+
+def expire_snapshots(
+    settings: Settings,
+    store: ObjectStore,
+    ref: TableRef,
+    older_than: datetime | None = None,
+    retention_hours: int | None = None,
+    force: bool = False,
+) -> MaintenanceReport:
+    """Expire an Iceberg table's snapshots older than the retention (never the current one)."""
+    from lakehouse.iceberg import LEDGER_PROPERTY, _summary_ledger, load_table
+
+    if ref.format != "iceberg":
+        raise MaintenanceRefused(f"{ref.qualified}: snapshot expiry is for Iceberg tables")
+    least = settings.vacuum_min_retention_hours
+    hours = least if retention_hours is None else retention_hours
+    if hours < least and not force:
+        raise MaintenanceRefused(
+            f"snapshot retention {hours} h is below the minimum {least} h (force to override)"
+        )
+    table = load_table(settings, store, ref)
+    if table is None:
+        raise MaintenanceRefused(f"{ref.qualified} does not exist")
+    cutoff = older_than or datetime.now(UTC) - timedelta(hours=hours)
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    current = table.current_snapshot()
+    doomed = [
+        s
+        for s in table.snapshots()
+        if s.timestamp_ms < cutoff_ms and (current is None or s.snapshot_id != current.snapshot_id)
+    ]
+    before = len(table.snapshots())
+    if doomed:
+        # carry the ledger of every snapshot about to go into the table property first
+        ledger: dict[str, int] = json.loads(table.properties.get(LEDGER_PROPERTY, "{}"))
+        for snap in doomed:
+            for app_id, version in _summary_ledger(snap).items():
+                ledger[app_id] = max(version, ledger.get(app_id, version))
+        with table.transaction() as tx:
+            tx.set_properties({LEDGER_PROPERTY: json.dumps(ledger)})
+        table = load_table(settings, store, ref)
+        assert table is not None
+        table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in doomed]).commit()
+        table = load_table(settings, store, ref)
+        assert table is not None
+    after = len(table.snapshots())
+    return MaintenanceReport(
+        ref.qualified,
+        "expire_snapshots",
+        before,
+        after,
+        0,
+        0,
+        {"expired_snapshots": len(doomed), "cutoff": cutoff.isoformat(), "unit": "snapshots"},
+    )
+
+
+def maintain(
+    settings: Settings, store: ObjectStore, ref: TableRef, force: bool = False
+) -> list[MaintenanceReport]:
+    """The default maintenance of a table: Delta optimize + vacuum, Iceberg snapshot expiry."""
+    if ref.format == "delta":
+        return [optimize(settings, store, ref), vacuum(settings, store, ref, force=force)]
+    return [expire_snapshots(settings, store, ref, force=force)]
+
+
+class MaintenanceConfig(DagsterConfig):
+    table: str  # format.schema.name, e.g. delta.default.orders
+    retention_hours: int | None = None
+    force: bool = False
+
+
+@op(description="Compact and vacuum a Delta table, or expire an Iceberg table's snapshots.")
+def maintain_table(
+    context: OpExecutionContext, config: MaintenanceConfig, lakewire: LakewireResource
+) -> None:
+    settings = lakewire.settings()
+    store = lakewire.object_store()
+    ref = TableRef.parse(config.table)
+    if ref.format == "delta":
+        reports = [
+            optimize(settings, store, ref),
+            vacuum(settings, store, ref, config.retention_hours, force=config.force),
+        ]
+    else:
+        reports = [
+            expire_snapshots(
+                settings, store, ref, retention_hours=config.retention_hours, force=config.force
+            )
+        ]
+    for r in reports:
+        context.log.info(f"{r.table} {r.action}: files {r.files_before} -> {r.files_after}")
+    first, last = reports[0], reports[-1]
+    context.log_event(
+        AssetMaterialization(
+            asset_key=["maintenance", *ref.qualified.split(".")],
+            metadata={
+                "files_before": first.files_before,
+                "files_after": last.files_after,
+                "bytes_before": first.bytes_before,
+                "bytes_after": last.bytes_after,
+                "reports": MetadataValue.json([asdict(r) for r in reports]),
+            },
+        )
+    )
+
+
+@job(description="Table maintenance of one table (config: table, retention_hours, force).")
+def maintenance_job() -> None:
+    maintain_table()
+
+
+def maintenance_schedules(settings: Settings, tables: list[TableRef]) -> list[ScheduleDefinition]:
+    """One schedule per table (weekly by default, ``maintenance_schedule``)."""
+    return [
+        ScheduleDefinition(
+            name="maintain_" + "_".join(ref.qualified.split(".")),
+            job=maintenance_job,
+            cron_schedule=settings.maintenance_schedule,
+            run_config={"ops": {"maintain_table": {"config": {"table": ref.qualified}}}},
+            default_status=DefaultScheduleStatus.RUNNING,
+            description=f"Weekly maintenance of {ref.qualified}.",
+        )
+        for ref in tables
+    ]
