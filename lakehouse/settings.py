@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         "one generated on first start (state/webhook_token, 0600).",
     )
 
+    sqs_queue_url: str | None = Field(
+        default=None,
+        description="AWS S3 -> SQS bucket notifications: the service drains this queue into its "
+        "outbox (credentials and region: the S3 ones).",
+    )
+    sqs_endpoint: str | None = Field(default=None, description="SQS endpoint, if not AWS's.")
+
     # --- Trino (platform) -------------------------------------------------------------------
     trino_url: str | None = Field(
         default=None, description="e.g. http://trino:8080; unset means no Trino registration."

@@ -15,11 +15,9 @@ mode 0600. MinIO sends it as ``Authorization: Bearer <token>``; a bare token is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +28,7 @@ from pydantic import BaseModel
 from lakehouse.settings import Settings
 from storage_service.access import Runtime
 from storage_service.auth import key_matches
-from storage_service.events import BucketEvent, parse_message
+from storage_service.events import parse_message, with_identity
 
 MAX_BODY_BYTES = 16 * 1024**2
 MIN_TOKEN_CHARS = 24
@@ -80,19 +78,6 @@ def _presented(authorization: str | None) -> str | None:
     return rest.strip() if rest and scheme.lower() == "bearer" else authorization.strip()
 
 
-def _with_sequencer(event: BucketEvent) -> BucketEvent:
-    """A record without a sequencer (some stores omit it) still gets a stable identity.
-
-    The message id must differ between two writes of one key and repeat for a redelivery of
-    the same write: event time, etag and version together do that.
-    """
-    if event.sequencer:
-        return event
-    ident = f"{event.event_time.isoformat()}|{event.etag}|{event.version_id or ''}"
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:16].upper()
-    return replace(event, sequencer=digest)
-
-
 class Accepted(BaseModel):
     accepted: int
 
@@ -121,7 +106,7 @@ async def s3_events(
         # AWS's s3:TestEvent and empty deliveries carry no records: nothing to do.
         return Accepted(accepted=0)
     try:
-        events = [_with_sequencer(e) for e in parse_message(body)]
+        events = [with_identity(e) for e in parse_message(body)]
     except ValueError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     if events:

@@ -7,8 +7,9 @@ embedded default), so the consumer side has one parser. MinIO escapes record key
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
@@ -166,6 +167,19 @@ def parse_message(data: bytes, stream_seq: int | None = None) -> list[BucketEven
         return out
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a bucket notification: {exc}") from exc
+
+
+def with_identity(event: BucketEvent) -> BucketEvent:
+    """A record without a sequencer (some stores omit it) still gets a stable identity.
+
+    The message id must differ between two writes of one key and repeat for a redelivery of
+    the same write: event time, etag and version together do that.
+    """
+    if event.sequencer:
+        return event
+    ident = f"{event.event_time.isoformat()}|{event.etag}|{event.version_id or ''}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16].upper()
+    return replace(event, sequencer=digest)
 
 
 def sequencer_for(mtime_ns: int) -> str:

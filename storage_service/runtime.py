@@ -22,6 +22,7 @@ from storage_service.notifications import NotificationStore, default_notificatio
 from storage_service.outbox import Outbox, run_publisher
 from storage_service.presign import UrlSigner, load_or_create_signing_key
 from storage_service.renames import Renamer
+from storage_service.sqs import run_sqs_drain
 from storage_service.stream import read_after
 from storage_service.watcher import DirectoryWatcher
 
@@ -108,6 +109,10 @@ class ServiceRuntime:
         )
         if self.watcher is not None:
             self._tasks.append(asyncio.create_task(self.watcher.run(self._stop)))
+        if self.settings.sqs_queue_url:
+            self._tasks.append(
+                asyncio.create_task(run_sqs_drain(self.settings, self.outbox, self._stop))
+            )
         if self.store.native_events:
             self._tasks.append(asyncio.create_task(self._count_s3_buckets(self._stop)))
             self._tasks.append(asyncio.create_task(self._follow_s3_events(self._stop)))
