@@ -785,5 +785,69 @@ def ilm_apply(
         )
 
 
+# -- maintain (table maintenance, issue 12) ----------------------------------------------------
+maintain_app = typer.Typer(
+    no_args_is_help=True,
+    help="Table maintenance: Delta optimize and vacuum, Iceberg snapshot expiry.",
+)
+app.add_typer(maintain_app, name="maintain")
+
+TableArg = Annotated[str, typer.Argument(help="format.schema.table, e.g. delta.default.orders")]
+RetentionOption = Annotated[
+    int | None, typer.Option("--retention-hours", help="Default: vacuum_min_retention_hours.")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Allow a retention below the minimum.")]
+
+
+def _maintain(action: str, table: str, **kwargs: object) -> None:
+    from lakehouse.tables import TableRef
+    from pipelines import maintenance
+
+    settings = Settings()
+    store = open_object_store(settings)
+    try:
+        ref = TableRef.parse(table)
+        fn = getattr(maintenance, action)
+        report = fn(settings, store, ref, **kwargs)
+    except (ValueError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"{report.table} {report.action}: files {report.files_before} -> {report.files_after}, "
+        f"bytes {report.bytes_before} -> {report.bytes_after} "
+        f"{json.dumps(report.detail, default=str)}",
+        highlight=False,
+    )
+
+
+@maintain_app.command("optimize")
+def maintain_optimize(
+    table: TableArg,
+    z_order: Annotated[
+        list[str] | None, typer.Option("--z-order", help="Columns to Z-order by.")
+    ] = None,
+) -> None:
+    """Compact a Delta table's small files (results unchanged; old versions stay readable)."""
+    _maintain("optimize", table, z_order=z_order or None)
+
+
+@maintain_app.command("vacuum")
+def maintain_vacuum(
+    table: TableArg,
+    retention_hours: RetentionOption = None,
+    force: ForceOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List, remove nothing.")] = False,
+) -> None:
+    """Remove Delta files older than the retention that no newer version needs."""
+    _maintain("vacuum", table, retention_hours=retention_hours, force=force, dry_run=dry_run)
+
+
+@maintain_app.command("expire-snapshots")
+def maintain_expire(
+    table: TableArg, retention_hours: RetentionOption = None, force: ForceOption = False
+) -> None:
+    """Expire an Iceberg table's snapshots older than the retention (ledger kept)."""
+    _maintain("expire_snapshots", table, retention_hours=retention_hours, force=force)
+
+
 if __name__ == "__main__":
     app()

@@ -111,3 +111,25 @@ def test_iceberg_snapshot_expiry_keeps_rows_and_the_ingestion_ledger(
     assert target.row_count() == 10
     ledger = target.ledger([s.app_id for s in sources])
     assert all(ledger[s.app_id] == s.version for s in sources), ledger
+
+
+def test_maintain_cli(env: tuple[Settings, ObjectStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from lakewire.cli import app
+
+    settings, store = env
+    monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(settings.data_dir))
+    ref = TableRef("delta", "default", "cli_table")
+    uri = delta_table_uri(settings, store, ref)
+    for i in range(5):
+        write_deltalake(uri, pa.table({"id": [i], "name": [f"n{i}"]}), mode="append")
+    runner = CliRunner()
+    r = runner.invoke(app, ["maintain", "optimize", ref.qualified])
+    assert r.exit_code == 0 and "files 5 -> 1" in r.output, r.output
+    r = runner.invoke(app, ["maintain", "vacuum", ref.qualified, "--retention-hours", "0"])
+    assert r.exit_code == 1 and "below the minimum" in r.output
+    r = runner.invoke(
+        app, ["maintain", "vacuum", ref.qualified, "--retention-hours", "0", "--force"]
+    )
+    assert r.exit_code == 0 and '"removed_files": 5' in r.output, r.output
