@@ -8,7 +8,7 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -250,36 +250,172 @@ def put(
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL; tables as catalog.schema.table.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv, json or parquet")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the result to this file.")
+    ] = None,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Run in-process on the data dir, not through the service."),
+    ] = False,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="trino or embedded (default: the platform's)")
+    ] = None,
 ) -> None:
-    """Run a query on the embedded SQL engine."""
-    import duckdb
+    """Run a query: through the service's SQL API when the platform runs, else in-process.
 
-    from lakehouse.sql import SqlEngine, TableNotFound
+    Through the API the same authorisation applies as for SQL Studio (DECISIONS); ``--local``
+    runs the engine in this process on the data dir, for the machine's owner.
+    """
+    import time
 
+    from lakehouse.query import EngineName
+
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise _fail("--format is table, csv, json or parquet")
+    if fmt == "parquet" and output is None:
+        raise _fail("--format parquet needs --output FILE")
+    if engine not in (None, "trino", "embedded"):
+        raise _fail("--engine is trino or embedded")
+    eng: EngineName | None = "trino" if engine == "trino" else "embedded" if engine else None
     settings = Settings()
-    engine = SqlEngine(settings, open_object_store(settings))
+    t0 = time.perf_counter()
+    with err.status("running the query…", spinner="dots") if err.is_terminal else _nullctx():
+        if not local and _service_up(settings):
+            columns, rows, parquet = _sql_http(settings, query, eng, fmt == "parquet")
+        else:
+            columns, rows, parquet = _sql_local(settings, query, eng, fmt == "parquet")
+    elapsed = time.perf_counter() - t0
+    _write_result(columns, rows, parquet, fmt, output)
+    if elapsed > 1 and err.is_terminal:
+        err.print(f"{len(rows)} rows in {elapsed:.1f} s", highlight=False)
+
+
+class _nullctx:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _service_up(settings: Settings) -> bool:
+    import httpx
+
     try:
-        result = engine.query(query)
-    except (TableNotFound, duckdb.Error) as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        engine.close()
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
-    elif fmt == "json":
-        print(
-            json.dumps(
-                [dict(zip(result.columns, r, strict=True)) for r in result.rows], default=str
+        return httpx.get(f"{settings.storage_url}/healthz", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _sql_http(
+    settings: Settings, query: str, engine: str | None, want_parquet: bool
+) -> tuple[list[str], list[list[object]], bytes | None]:
+    """Every page of the query through ``POST /api/sql`` (and the Parquet download)."""
+    import httpx
+
+    from storage_service.auth import load_or_create_api_key
+
+    headers = {"Authorization": f"Bearer {load_or_create_api_key(settings)}"}
+    body: dict[str, object] = {"statement": query, "limit": 10_000}
+    if engine:
+        body["engine"] = engine
+    with httpx.Client(base_url=settings.storage_url, headers=headers, timeout=None) as client:
+        resp = client.post("/api/sql", json=body)
+        page = _sql_page(resp)
+        columns = [c["name"] for c in page["columns"]]
+        rows: list[list[object]] = list(page["rows"])
+        while page["next_page_token"]:
+            nxt = {"page_token": page["next_page_token"], "limit": 10_000}
+            page = _sql_page(client.post("/api/sql", json=nxt))
+            rows.extend(page["rows"])
+        if page.get("truncated"):
+            err.print(
+                f"[yellow]warning:[/yellow] the result was cut at {len(rows)} rows "
+                "(LAKEWIRE_SQL_MAX_ROWS); use --local for all of them",
+                highlight=False,
             )
-        )
-    else:
-        table = Table(*result.columns)
-        for row in result.rows:
-            table.add_row(*(str(v) for v in row))
-        console.print(table)
+        parquet = None
+        if want_parquet:
+            dl = client.get(f"/api/sql/{page['query_id']}/download", params={"format": "parquet"})
+            if dl.status_code != 200:
+                raise _fail(f"download failed: HTTP {dl.status_code}")
+            parquet = dl.content
+    return columns, rows, parquet
+
+
+def _sql_page(resp: object) -> dict[str, Any]:
+    import httpx
+
+    assert isinstance(resp, httpx.Response)
+    if resp.status_code == 200:
+        data: dict[str, Any] = resp.json()
+        return data
+    try:
+        detail = resp.json()
+    except ValueError:
+        raise _fail(f"HTTP {resp.status_code}: {resp.text[:500]}") from None
+    where = f" (line {detail['line']}, column {detail['column']})" if detail.get("line") else ""
+    raise _fail(f"{detail.get('detail')}{where}")
+
+
+def _sql_local(
+    settings: Settings, query: str, engine: Any, want_parquet: bool
+) -> tuple[list[str], list[list[object]], bytes | None]:
+    from lakehouse.query import query_arrow
+    from lakehouse.sql_guard import SqlError
+
+    try:
+        table = query_arrow(query, settings=settings, engine=engine, admin=True)
+    except SqlError as exc:
+        where = f" (line {exc.line}, column {exc.column})" if exc.line else ""
+        raise _fail(f"{exc.message}{where}") from None
+    parquet = None
+    if want_parquet:
+        import io
+
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        parquet = buf.getvalue()
+    rows = [list(r.values()) for r in table.to_pylist()]
+    return table.column_names, rows, parquet
+
+
+def _write_result(
+    columns: list[str],
+    rows: list[list[object]],
+    parquet: bytes | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    if fmt == "parquet":
+        assert output is not None and parquet is not None
+        output.write_bytes(parquet)
+        return
+    out = output.open("w", newline="") if output else sys.stdout
+    try:
+        if fmt == "csv":
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            writer.writerows(rows)
+        elif fmt == "json":
+            records = [dict(zip(columns, r, strict=True)) for r in rows]
+            print(json.dumps(records, default=str), file=out)
+        else:
+            table = Table(*columns)
+            for row in rows:
+                table.add_row(*(str(v) for v in row))
+            if output:
+                Console(file=out, soft_wrap=True, width=200).print(table)
+            else:
+                console.print(table)
+    finally:
+        if output:
+            out.close()
 
 
 @app.command()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -44,9 +45,10 @@ def write_tables(data_dir: Path, rows: int = 1200) -> None:
         ingest_batch(settings, store, ref, [b], "run-2", route=r)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    tmp = tmp_path_factory.mktemp("sqlapi")
+@contextlib.contextmanager
+def sql_service(tmp: Path, **env_extra: str) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    """The service in its own process over tables written into ``tmp/data``: a client and the
+    environment that points a ``lakewire`` command at it."""
     write_tables(tmp / "data")
     with nats_server(tmp) as nats:
         port = free_port()
@@ -57,8 +59,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
             LAKEWIRE_HOST="127.0.0.1",
             LAKEWIRE_NATS_URL=nats.url,
             LAKEWIRE_API_KEY=API_KEY,
-            LAKEWIRE_SQL_TIMEOUT_SECONDS="6",
-            LAKEWIRE_SQL_MAX_ROWS="1000",
+            **env_extra,
         )
         proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
         url = f"http://127.0.0.1:{port}"
@@ -67,10 +68,20 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         )
         try:
             wait_for(lambda: _up(client), timeout=30, what="the storage service")
-            yield client
+            yield client, env
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    tmp = tmp_path_factory.mktemp("sqlapi")
+    with sql_service(tmp, LAKEWIRE_SQL_TIMEOUT_SECONDS="6", LAKEWIRE_SQL_MAX_ROWS="1000") as (
+        client,
+        _,
+    ):
+        yield client
 
 
 def _up(client: httpx.Client) -> bool:
