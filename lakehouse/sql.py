@@ -34,7 +34,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lakehouse.delta import open_table
-from lakehouse.objectstore import ObjectStore
+from lakehouse.objectstore import LocalObjectStore, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.sql_guard import SqlError, SqlRefused, Statement, classify
 from lakehouse.tables import TABLE_FORMATS, TableRef, delta_table_uri, table_format
@@ -138,6 +138,14 @@ class SqlEngine:
         self.con = duckdb.connect()
         for catalog in CATALOGS:
             self.con.execute(f"ATTACH ':memory:' AS {catalog}")
+        # On the local backend DuckDB scans a Delta snapshot's Parquet files itself (parallel,
+        # as fast as raw DuckDB): only the lake's folder is allowed, and only table functions
+        # that read no file pass the statement check (``_check_table_functions``).
+        self._lake_dir: str | None = None
+        if isinstance(store, LocalObjectStore):
+            lake = store.bucket_path(settings.lake_bucket).resolve()
+            self._lake_dir = str(lake)
+            self.con.execute(f"SET allowed_directories = [{_literal(str(lake) + '/')}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET autoinstall_known_extensions = false")
         self.con.execute("SET autoload_known_extensions = false")
@@ -206,6 +214,9 @@ class SqlEngine:
                     dt.load_as_version(_parse_time(snap.at))
             except Exception as exc:
                 raise SqlError(f"{ref.qualified} has no {snap.kind} {snap.at}: {exc}") from None
+            files = self._parquet_files(dt)
+            if files is not None:
+                return f"v{dt.version()}", _ParquetFiles(files, list(dt.schema().to_arrow().names))
             return f"v{dt.version()}", dt.to_pyarrow_dataset()
         from lakehouse.iceberg import load_table
 
@@ -238,15 +249,56 @@ class SqlEngine:
         if self._views.get(snap) == key:
             return
         ref = snap.ref
-        internal = f"__{ref.format}__{ref.schema}__{snap.view}".replace('"', "")
-        self.con.register(internal, source)
-        self._sources[internal] = source
         if (ref.format, ref.schema) not in self._schemas:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {ref.format}.{_ident(ref.schema)}")
             self._schemas.add((ref.format, ref.schema))
         target = f"{ref.format}.{_ident(ref.schema)}.{_ident(snap.view)}"
+        if isinstance(source, _ParquetFiles):
+            try:
+                self.con.execute(f"CREATE OR REPLACE VIEW {target} AS {source.select()}")
+                self.con.execute(f"DESCRIBE {target}")  # reads the footers: fails now, not later
+                self._views[snap] = key
+                return
+            except duckdb.Error:
+                source = self._arrow_dataset(snap)
+        internal = f"__{ref.format}__{ref.schema}__{snap.view}".replace('"', "")
+        self.con.register(internal, source)
+        self._sources[internal] = source
         self.con.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {_ident(internal)}")
         self._views[snap] = key
+
+    def _arrow_dataset(self, snap: Snapshot) -> Any:
+        dt = open_table(
+            delta_table_uri(self.settings, self.store, snap.ref), self.store.storage_options()
+        )
+        assert dt is not None
+        if snap.kind == "version":
+            dt.load_as_version(int(snap.at))
+        elif snap.kind == "timestamp":
+            dt.load_as_version(_parse_time(snap.at))
+        return dt.to_pyarrow_dataset()
+
+    def _parquet_files(self, dt: Any) -> list[str] | None:
+        """The snapshot's data files when DuckDB can read them as they are: local, inside the
+        lake, no partition columns (their values live in the log), no column mapping and no
+        deletion vectors. Else None: the table is scanned as an Arrow dataset."""
+        if self._lake_dir is None:
+            return None
+        meta = dt.metadata()
+        if meta.partition_columns:
+            return None
+        config = meta.configuration or {}
+        if config.get("delta.columnMapping.mode", "none") != "none":
+            return None
+        if "deletionVectors" in (dt.protocol().reader_features or []):
+            return None
+        files = []
+        for uri in dt.file_uris():
+            path = uri.removeprefix("file://")
+            if not path.startswith(self._lake_dir + "/"):
+                return None
+            files.append(path)
+        return files or None
 
     def register(self, ref: TableRef) -> None:
         self.attach(Snapshot(ref))
@@ -272,6 +324,7 @@ class SqlEngine:
         return result.slice(0, limit) if limit is not None else result
 
     def _query(self, stmt: Statement, limit: int | None) -> pa.Table:
+        _check_table_functions(stmt)
         rewrite = False
         for table in stmt.tables:
             catalog, schema = table.catalog.lower(), table.db
@@ -432,3 +485,28 @@ _HISTORY_SCHEMA = pa.schema(
         ("sources", pa.string()),
     ]
 )
+
+
+@dataclass(frozen=True)
+class _ParquetFiles:
+    files: list[str]
+    columns: list[str]
+
+    def select(self) -> str:
+        names = ", ".join(_ident(c) for c in self.columns)
+        files = ", ".join(_literal(f) for f in self.files)
+        return f"SELECT {names} FROM read_parquet([{files}], union_by_name = true)"
+
+
+# Table functions that read no file; any other (read_parquet, read_text, glob...) is refused.
+SAFE_TABLE_FUNCTIONS = {"range", "generate_series", "generateseries", "unnest"}
+
+
+def _check_table_functions(stmt: Statement) -> None:
+    for table in stmt.tree.find_all(exp.Table):
+        fn = table.this
+        if table.name or not isinstance(fn, exp.Func):
+            continue
+        name = (fn.name if isinstance(fn, exp.Anonymous) else fn.key).lower()
+        if name not in SAFE_TABLE_FUNCTIONS:
+            raise SqlRefused(f"table function {name} is not allowed: query tables by name")

@@ -174,3 +174,23 @@ def test_classifier_lets_only_reads_through_for_non_admins() -> None:
     with pytest.raises(SqlError) as err:
         classify("SELECT *\nFROM (SELECT 1")
     assert err.value.line == 2 and err.value.column
+
+
+def test_local_delta_tables_are_scanned_by_duckdb_and_file_functions_stay_refused(
+    lake: Any,
+) -> None:
+    settings, store = lake
+    engine = SqlEngine(settings, store)
+    try:
+        assert engine.query("SELECT count(*) FROM delta.sales.orders").rows == [(15,)]
+        [(sql,)] = engine.con.execute(
+            "SELECT sql FROM duckdb_views() WHERE database_name = 'delta' AND view_name = 'orders'"
+        ).fetchall()
+        assert "read_parquet" in sql  # the fast path, not an Arrow dataset
+        lake_dir = store.bucket_path(settings.lake_bucket)
+        for fn in ("read_parquet", "read_text", "glob", "parquet_metadata"):
+            with pytest.raises(SqlError):  # refused, or (glob) not even parsed
+                engine.query(f"SELECT * FROM {fn}('{lake_dir}/sales/orders/*')")
+        assert engine.query("SELECT count(*) FROM range(3)").rows == [(3,)]
+    finally:
+        engine.close()
