@@ -458,6 +458,7 @@ class Outcome:
     expired_bytes: int = 0
     transitioned: int = 0
     transitioned_bytes: int = 0
+    aborted_uploads: int = 0
     skipped: list[str] = field(default_factory=list)
     per_rule: dict[str, dict[str, int]] = field(default_factory=dict)
     # (event name, bucket, key, size, etag, user agent): what the caller announces
@@ -480,6 +481,7 @@ class Outcome:
             "expired_bytes": self.expired_bytes,
             "transitioned": self.transitioned,
             "transitioned_bytes": self.transitioned_bytes,
+            "aborted_uploads": self.aborted_uploads,
             "skipped": self.skipped,
             "per_rule": self.per_rule,
         }
@@ -687,3 +689,100 @@ def placements(store: ObjectStore, bucket: str, keys: Iterable[str]) -> dict[str
             places.append(f"{rec.tier_bucket}/{rec.tier_key}")
         out[key] = places
     return out
+
+
+# -- what an S3 store enforces itself -----------------------------------------------------------
+NATIVE_ACTIONS = ("Expiration", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload")
+LAKEWIRE_ACTIONS = ("Expiration", "Transitions", "NoncurrentVersionTransitions")
+
+
+def enforcement(config: LifecycleConfiguration, backend: str) -> list[dict[str, Any]]:
+    """Per rule: which actions the store enforces natively (S3 backend) and which Lakewire
+    runs (transitions to Lakewire's tiers, and expiration, which also covers tiered objects)."""
+    out = []
+    for r in config.Rules:
+        present = [a for a in (*NATIVE_ACTIONS, *LAKEWIRE_ACTIONS) if getattr(r, a)]
+        store = [a for a in NATIVE_ACTIONS if a in present] if backend == "s3" else []
+        runs = [a for a in present if a in LAKEWIRE_ACTIONS or a not in store]
+        out.append({"ID": r.ID, "store": store, "lakewire": sorted(set(runs))})
+    return out
+
+
+def native_configuration(config: LifecycleConfiguration) -> dict[str, Any]:
+    """The part of the rules an S3 store enforces, as ``PutBucketLifecycleConfiguration`` takes
+    it (transitions are Lakewire's: its tiers are buckets, not the store's storage classes)."""
+    rules = []
+    for r in config.Rules:
+        body = {
+            a: getattr(r, a).model_dump(exclude_none=True) for a in NATIVE_ACTIONS if getattr(r, a)
+        }
+        if not body:
+            continue
+        flt = r.Filter.model_dump(exclude_none=True) if r.Filter else {"Prefix": r.Prefix or ""}
+        rules.append({"ID": r.ID, "Status": r.Status, "Filter": flt, **body})
+    return {"Rules": rules}
+
+
+def write_native(store: ObjectStore, bucket: str, config: LifecycleConfiguration | None) -> bool:
+    """Write (or, with no native rules, delete) the bucket's native lifecycle configuration on
+    the S3 backend; False on the local backend, which has none."""
+    if getattr(store, "kind", "local") != "s3":
+        return False
+    client = store.client  # type: ignore[attr-defined]
+    native = native_configuration(config) if config is not None else {"Rules": []}
+    if native["Rules"]:
+        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=native)
+    else:
+        client.delete_bucket_lifecycle(Bucket=bucket)
+    return True
+
+
+@dataclass(frozen=True)
+class Upload:
+    key: str
+    upload_id: str
+    initiated: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "key": self.key,
+            "upload_id": self.upload_id,
+            "initiated": self.initiated.isoformat(),
+        }
+
+
+def incomplete_uploads(store: ObjectStore, bucket: str, prefix: str = "") -> list[Upload]:
+    """Multipart uploads started and never completed (S3 backend; the local one has none)."""
+    if getattr(store, "kind", "local") != "s3":
+        return []
+    client = store.client  # type: ignore[attr-defined]
+    out = []
+    for page in client.get_paginator("list_multipart_uploads").paginate(
+        Bucket=bucket, Prefix=prefix
+    ):
+        for u in page.get("Uploads", []):
+            out.append(Upload(u["Key"], u["UploadId"], u["Initiated"]))
+    return out
+
+
+def abort_upload(store: ObjectStore, bucket: str, key: str, upload_id: str) -> None:
+    store.client.abort_multipart_upload(  # type: ignore[attr-defined]
+        Bucket=bucket, Key=key, UploadId=upload_id
+    )
+
+
+def abort_due_uploads(
+    store: ObjectStore, bucket: str, config: LifecycleConfiguration, now: datetime
+) -> list[Upload]:
+    """Abort the incomplete uploads an enabled ``AbortIncompleteMultipartUpload`` rule covers."""
+    aborted = []
+    for u in incomplete_uploads(store, bucket):
+        for r in config.Rules:
+            a = r.AbortIncompleteMultipartUpload
+            if a is None or not r.enabled or not r.matches(u.key, 0, {}):
+                continue
+            if now >= due_at(u.initiated, a.DaysAfterInitiation):
+                abort_upload(store, bucket, u.key, u.upload_id)
+                aborted.append(u)
+                break
+    return aborted

@@ -25,7 +25,17 @@ from dagster import (
 )
 from dagster import Config as DagsterConfig
 
-from lakehouse.lifecycle import Action, Clock, Outcome, RulesStore, apply, placements, plan, utcnow
+from lakehouse.lifecycle import (
+    Action,
+    Clock,
+    Outcome,
+    RulesStore,
+    abort_due_uploads,
+    apply,
+    placements,
+    plan,
+    utcnow,
+)
 from lakehouse.objectstore import LocalObjectStore, ObjectStore
 from lakehouse.settings import Settings
 from pipelines.resources import LakewireResource
@@ -68,6 +78,9 @@ def run_lifecycle(
     now = at or clock()
     actions = plan(settings, store, bucket, at=now)
     outcome = apply(settings, store, actions, clock=lambda: now)
+    config = RulesStore(store).get(bucket)
+    if config is not None and any(r.AbortIncompleteMultipartUpload for r in config.Rules):
+        outcome.aborted_uploads = len(abort_due_uploads(store, bucket, config, now))
     events = lifecycle_events(store, outcome, now)
     if announce and events and settings.nats_url:
         asyncio.run(publish_events(settings, events))
@@ -110,6 +123,7 @@ def apply_lifecycle(
         "expired_bytes": outcome.expired_bytes,
         "transitioned": outcome.transitioned,
         "transitioned_bytes": outcome.transitioned_bytes,
+        "aborted_uploads": outcome.aborted_uploads,
         "misplaced": MetadataValue.json(bad),
     }
     context.log_event(

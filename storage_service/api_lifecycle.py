@@ -14,7 +14,17 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 
-from lakehouse.lifecycle import LifecycleError, RulesStore, parse_config, plan, refused_bucket
+from lakehouse.lifecycle import (
+    LifecycleError,
+    RulesStore,
+    abort_upload,
+    enforcement,
+    incomplete_uploads,
+    parse_config,
+    plan,
+    refused_bucket,
+    write_native,
+)
 from storage_service.access import Runtime, require_key
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
@@ -45,13 +55,53 @@ def put_lifecycle(name: str, rt: Runtime, body: Any = Body(...)) -> dict[str, An
     except LifecycleError as exc:
         raise HTTPException(422, detail=exc.issues) from exc
     RulesStore(rt.store).put(name, config)
+    _native(rt, name, config)
     return config.to_json()
+
+
+def _native(rt: Runtime, name: str, config: Any) -> None:
+    """S3 backend: what the store can enforce goes into its own lifecycle configuration."""
+    try:
+        write_native(rt.store, name, config)
+    except Exception as exc:
+        raise HTTPException(
+            502, detail=f"rules saved; the store refused its lifecycle configuration: {exc}"
+        ) from exc
 
 
 @router.delete("/buckets/{name}/lifecycle", status_code=204)
 def delete_lifecycle(name: str, rt: Runtime) -> Response:
     _bucket(rt, name)
     RulesStore(rt.store).delete(name)
+    _native(rt, name, None)
+    return Response(status_code=204)
+
+
+@router.get("/buckets/{name}/lifecycle/enforcement")
+def get_enforcement(name: str, rt: Runtime) -> list[dict[str, Any]]:
+    """Per rule: the actions the store enforces natively and those Lakewire runs."""
+    _bucket(rt, name)
+    config = RulesStore(rt.store).get(name)
+    if config is None:
+        raise HTTPException(404, detail=f"bucket '{name}' has no lifecycle configuration")
+    return enforcement(config, rt.settings.storage_backend)
+
+
+@router.get("/buckets/{name}/uploads")
+def list_uploads(name: str, rt: Runtime, prefix: str = "") -> list[dict[str, str]]:
+    """Incomplete multipart uploads (S3 backend; the local backend keeps none)."""
+    _bucket(rt, name)
+    return [u.as_dict() for u in incomplete_uploads(rt.store, name, prefix)]
+
+
+@router.delete("/buckets/{name}/uploads", status_code=204)
+def abort_incomplete_upload(
+    name: str, rt: Runtime, key: str = Query(...), upload_id: str = Query(...)
+) -> Response:
+    _bucket(rt, name)
+    if rt.store.kind != "s3":
+        raise HTTPException(404, detail="the local backend keeps no incomplete uploads")
+    abort_upload(rt.store, name, key, upload_id)
     return Response(status_code=204)
 
 
