@@ -38,6 +38,9 @@ from lakehouse.tiers import (
 )
 
 RULES_PREFIX = "lifecycle/rules/"
+# What an S3/MinIO store's own notifications carry as source.userAgent for lifecycle's requests
+# (DECISIONS): consumers, ingestion first, tell lifecycle from user deletes by it.
+USER_AGENT = "lakewire-lifecycle/0.1.0"
 Clock = Callable[[], datetime]
 
 
@@ -501,14 +504,47 @@ def _verified(copy: ObjectInfo | None, size: int, etag: str) -> bool:
     return copy.etag == etag or "-" in copy.etag or "-" in etag
 
 
+def lifecycle_client(settings: Settings) -> Any:
+    """A boto3 client for the S3 backend whose requests say they are lifecycle's."""
+    import boto3
+    from botocore.config import Config
+
+    s = settings
+    return boto3.client(
+        "s3",
+        endpoint_url=s.s3_endpoint,
+        aws_access_key_id=s.s3_access_key.get_secret_value() if s.s3_access_key else None,
+        aws_secret_access_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
+        region_name=s.s3_region,
+        config=Config(
+            s3={"addressing_style": "path" if s.s3_path_style else "auto"},
+            user_agent=USER_AGENT,
+            retries={"max_attempts": 3},
+        ),
+    )
+
+
 class Applier:
-    """Executes actions; every step is recorded before the next, so a rerun resumes."""
+    """Executes actions; every step is recorded before the next, so a rerun resumes.
+
+    On the local backend changes go through the store after a marker the watcher reads; on S3
+    they are made with :func:`lifecycle_client` (server-side copy, delete), so the store's own
+    notifications name ``lakewire-lifecycle/<version>`` as their user agent."""
 
     def __init__(self, settings: Settings, store: ObjectStore, clock: Clock = utcnow) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.tiers = TierMap(store)
+        self._s3: Any = (
+            lifecycle_client(settings) if getattr(store, "kind", "local") == "s3" else None
+        )
+
+    def _delete(self, bucket: str, key: str) -> None:
+        if self._s3 is not None:
+            self._s3.delete_object(Bucket=bucket, Key=key)
+        else:
+            self.store.delete(bucket, key)
 
     def apply(
         self, actions: list[Action], outcome: Outcome | None = None, stop_after: int | None = None
@@ -548,7 +584,7 @@ class Applier:
             return
         self._step()
         self.tiers.mark(bucket, key, info.etag, EXPIRY_AGENT, self.clock())
-        self.store.delete(bucket, key)
+        self._delete(bucket, key)
         self._step()
         if rec is not None:
             self.tiers.drop(act.bucket, act.key)
@@ -617,7 +653,7 @@ class Applier:
             return
         self._step()
         self.tiers.mark(src_bucket, src_key, src.etag, TRANSITION_AGENT, self.clock())
-        self.store.delete(src_bucket, src_key)
+        self._delete(src_bucket, src_key)
         self._step()
         self.tiers.put(
             self._record(act, src.size, src.etag, modified, target, "done", storage_class)
@@ -635,7 +671,11 @@ class Applier:
         )
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
-        """Through a spool file: a store's stream cannot feed its own put (one runtime)."""
+        """S3: a server-side copy. Local: through a spool file (a store's stream cannot feed
+        its own put: one runtime)."""
+        if self._s3 is not None:
+            self._s3.copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key)
+            return
         with tempfile.TemporaryDirectory(prefix="lakewire-ilm-") as tmp:
             path = Path(tmp) / "object"
             with path.open("wb") as fh:

@@ -98,3 +98,32 @@ def test_parse_keeps_s3_shape_for_the_store() -> None:
     native = native_configuration(parse_config(RULES))
     assert [r["ID"] for r in native["Rules"]] == ["temp", "old-versions"]
     assert native["Rules"][0]["Filter"] == {"Prefix": "temp/"}
+
+
+def test_lifecycle_requests_carry_the_lifecycle_user_agent_on_s3_moto(
+    tmp_path: Path, nats: NatsServer, moto_s3: MotoServer
+) -> None:
+    from datetime import UTC, datetime
+
+    from lakehouse.lifecycle import USER_AGENT, Applier, plan
+    from lakehouse.objectstore import open_object_store
+    from lakehouse.tiers import get_resolved
+
+    settings = s3_settings(tmp_path, nats, moto_s3)
+    store = open_object_store(settings)
+    store.create_bucket("landing")
+    store.put("landing", "checkpoints/c.bin", b"c" * 10)
+    store.put("landing", "temp/t.bin", b"t")
+    RulesStore(store).put("landing", parse_config(RULES["Rules"][:1] + RULES["Rules"][2:]))
+    seen: list[str] = []
+    applier = Applier(settings, store)
+    applier._s3.meta.events.register(
+        "before-send.s3.*", lambda request, **_: seen.append(request.headers["User-Agent"])
+    )
+    at = datetime.now(UTC) + timedelta(days=100)
+    applier.apply(plan(settings, store, "landing", at=at))
+    assert seen and all(
+        (ua.decode() if isinstance(ua, bytes) else ua).startswith(USER_AGENT) for ua in seen
+    )
+    assert get_resolved(store, "landing", "checkpoints/c.bin") == b"c" * 10
+    assert [o.key for o in store.iter_objects("landing")] == []
