@@ -71,7 +71,7 @@ def test_rules_validate_with_rule_and_field_named() -> None:
     assert exc.value.issues[0]["field"] == "Expiration.Days"
     with pytest.raises(LifecycleError, match="rule 'r2' field Status"):
         parse_config([{"ID": "r2", "Status": "On", "Expiration": {"Days": 3}}])
-    with pytest.raises(LifecycleError, match="Transitions.0.StorageClass"):
+    with pytest.raises(LifecycleError, match=r"Transitions\.0\.StorageClass"):
         parse_config(
             [{"ID": "r3", "Status": "Enabled", "Transitions": [{"Days": 1, "StorageClass": "X"}]}],
             tiers=["WARM"],
@@ -179,8 +179,8 @@ def test_prefix_size_filters_disabled_and_overlapping_rules(
         ("logs/s.log", "expire", "logs-expire"),
     }
     no_expiry = parse_config(rules[:3])
-    got = {(a.key, a.action) for a in plan(st, store, "landing", t0 + 25 * DAY, no_expiry)}
-    assert got == {
+    later = {(a.key, a.action) for a in plan(st, store, "landing", t0 + 25 * DAY, no_expiry)}
+    assert later == {
         ("logs/big.log", "transition"),
         ("logs/s.log", "expire"),
         ("other/s.bin", "expire"),
