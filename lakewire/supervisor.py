@@ -470,6 +470,13 @@ def start(
         _sync_config(settings)
     else:
         result.fresh = True
+        orphans = _unsupervised(settings)
+        if orphans:
+            listed = ", ".join(f"{n} (pid {p})" for n, p in orphans.items())
+            raise PlatformError(
+                f"supervisord is gone but its services still run: {listed}; "
+                "'lakewire down' stops them, then 'lakewire up'"
+            )
         check_ports(settings, svcs)
         write_dagster_home(settings)
         _launch_supervisord(settings, timeout)
@@ -606,14 +613,19 @@ def _ours(settings: Settings, pid: int) -> bool:
     return f"LAKEWIRE_DATA_DIR={settings.resolved_data_dir}".encode() in env
 
 
-def _stop_unsupervised(settings: Settings, timeout: float = 20.0) -> list[str]:
-    """Services left by a Lakewire without supervisord (pids in the state file), or by a
-    supervisord killed outright: SIGTERM their groups, SIGKILL what is left after ``timeout``."""
+def _unsupervised(settings: Settings) -> dict[str, int]:
+    """Services of this data dir still alive from the state file (supervisord not answering)."""
     try:
         pids: dict[str, int] = json.loads(state_file(settings).read_text())
     except (OSError, ValueError):
-        return []
-    ours = {n: p for n, p in pids.items() if _pid_alive(p) and _ours(settings, p)}
+        return {}
+    return {n: p for n, p in pids.items() if _pid_alive(p) and _ours(settings, p)}
+
+
+def _stop_unsupervised(settings: Settings, timeout: float = 20.0) -> list[str]:
+    """Services left by a Lakewire without supervisord (pids in the state file), or by a
+    supervisord killed outright: SIGTERM their groups, SIGKILL what is left after ``timeout``."""
+    ours = _unsupervised(settings)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pgid in ours.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
