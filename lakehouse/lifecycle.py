@@ -41,6 +41,7 @@ RULES_PREFIX = "lifecycle/rules/"
 # What an S3/MinIO store's own notifications carry as source.userAgent for lifecycle's requests
 # (DECISIONS): consumers, ingestion first, tell lifecycle from user deletes by it.
 USER_AGENT = "lakewire-lifecycle/0.1.0"
+SPOOL_ABOVE_BYTES = 8 * 1024**2  # local copies of larger objects go through a spool file
 Clock = Callable[[], datetime]
 
 
@@ -675,6 +676,9 @@ class Applier:
         its own put: one runtime)."""
         if self._s3 is not None:
             self._s3.copy({"Bucket": src_bucket, "Key": src_key}, dst_bucket, dst_key)
+            return
+        if self.store.head(src_bucket, src_key).size <= SPOOL_ABOVE_BYTES:
+            self.store.put(dst_bucket, dst_key, self.store.get_bytes(src_bucket, src_key))
             return
         with tempfile.TemporaryDirectory(prefix="lakewire-ilm-") as tmp:
             path = Path(tmp) / "object"
