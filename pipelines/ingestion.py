@@ -43,6 +43,7 @@ from lakehouse.tables import (
     pending_sources,
     with_original_names,
 )
+from lakehouse.tiers import TierMap
 
 Store = ObjectStore
 
@@ -177,10 +178,18 @@ def _load(
     tmp: Path,
 ) -> _Loaded | None:
     """Parse (small) or open for streaming (large); ``None`` when the event's version is gone."""
+    bucket, key = src.bucket, src.key
     try:
-        info = store.head(src.bucket, src.key)
+        info = store.head(bucket, key)
     except ObjectNotFound:
-        return None
+        where = TierMap(store).resolve(bucket, key)  # moved to a tier by lifecycle (issue 12)
+        if where is None:
+            return None
+        bucket, key = where[0], where[1]
+        try:
+            info = store.head(bucket, key)
+        except ObjectNotFound:
+            return None
     # The store's etag is the content MD5 on both backends (stamped locally: no re-hash).
     if info.etag and src.etag and info.etag != src.etag:
         return None  # overwritten since the event; the newer version has its own event
@@ -191,18 +200,18 @@ def _load(
     if info.size == 0:
         raise BadObject("empty", "the object has no content")
     if info.size >= settings.ingest_stream_threshold_bytes:
-        local = store.local_file(src.bucket, src.key)
+        local = store.local_file(bucket, key)
         if local is not None:
             path = local  # polars reads the file itself; the etag was checked just above
         else:
             path = tmp / hashlib.sha256(src.uri.encode()).hexdigest()
             with path.open("wb") as fh:
-                for chunk in store.get_stream(src.bucket, src.key):
+                for chunk in store.get_stream(bucket, key):
                     fh.write(chunk)
         return _loaded(src, reader.scan(src.key, path, tmp))
     try:
         # Bytes and etag of one version: an overwrite since the head above is caught here.
-        info, data = store.get(src.bucket, src.key)
+        info, data = store.get(bucket, key)
     except ObjectNotFound:
         return None
     if src.etag and info.etag and info.etag != src.etag:

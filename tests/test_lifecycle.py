@@ -210,3 +210,29 @@ def test_an_apply_killed_midway_resumes_and_every_object_is_in_one_place(
     assert plan(st, store, "landing", at=at) == []
     for i, k in enumerate(keys):
         assert get_resolved(store, "landing", k) == f"payload-{i}".encode()
+
+
+def test_ingestion_reads_an_object_lifecycle_moved_to_a_tier(tmp_path: Path) -> None:
+    """The tier map is the store layer's: a replay of a transitioned object still finds it."""
+    from lakehouse.objectstore import open_object_store
+    from lakehouse.routes import parse_routes
+    from lakehouse.tables import SourceVersion, open_target
+    from pipelines.ingestion import ingest_batch
+
+    st = _settings(tmp_path)
+    store = open_object_store(st)
+    for b in ("landing", "lake"):
+        store.create_bucket(b)
+    info = store.put("landing", "checkpoints/c.csv", b"a,b\n1,x\n2,y\n")
+    RulesStore(store).put("landing", parse_config(CHAIN))
+    at = datetime.now(UTC) + 40 * DAY
+    apply(st, store, plan(st, store, "landing", at=at), clock=lambda: at)
+    assert TierMap(store).resolve("landing", "checkpoints/c.csv") is not None
+    (route,) = parse_routes(
+        'routes:\n  - {name: c, bucket: landing, glob: "checkpoints/*.csv", table: default.c}\n'
+    )
+    src = SourceVersion("landing", "checkpoints/c.csv", info.etag, "0000000000000001")
+    ref = route.table_for(src.key)
+    report = ingest_batch(st, store, ref, [src], "run-1", route=route)
+    assert report.rows == 2 and report.ingested
+    assert open_target(st, store, ref).row_count() == 2
