@@ -18,7 +18,7 @@ from pipelines.assets import (
     table_routes,
 )
 from pipelines.jobs import ingest_job, reconcile_job
-from pipelines.lifecycle import lifecycle_job, lifecycle_schedules
+from pipelines.lifecycle import build_rules_sensor, lifecycle_job, lifecycle_schedules
 from pipelines.maintenance import maintenance_job, maintenance_schedules
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
@@ -51,7 +51,7 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=table_assets(tables),
         asset_checks=[*build_quarantine_checks(tables), *build_trino_checks(tables)],
         jobs=[ingest_job, reconcile_job, lifecycle_job, maintenance_job],
-        sensors=[build_event_sensor(settings.sensor_interval_seconds)],
+        sensors=[build_event_sensor(settings.sensor_interval_seconds), build_rules_sensor()],
         schedules=[
             ScheduleDefinition(
                 name="reconcile_landing",

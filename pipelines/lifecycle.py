@@ -9,6 +9,8 @@ No ``from __future__ import annotations`` here: Dagster reads config types from 
 """
 
 import asyncio
+import contextlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -16,16 +18,24 @@ from typing import Any
 from dagster import (
     AssetMaterialization,
     DefaultScheduleStatus,
+    DefaultSensorStatus,
     Failure,
     MetadataValue,
     OpExecutionContext,
+    RunRequest,
     ScheduleDefinition,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
     job,
     op,
+    sensor,
 )
 from dagster import Config as DagsterConfig
 
 from lakehouse.lifecycle import (
+    RULES_PREFIX,
     Action,
     Clock,
     Outcome,
@@ -36,8 +46,9 @@ from lakehouse.lifecycle import (
     plan,
     utcnow,
 )
-from lakehouse.objectstore import LocalObjectStore, ObjectStore
+from lakehouse.objectstore import LocalObjectStore, ObjectNotFound, ObjectStore
 from lakehouse.settings import Settings
+from lakehouse.tiers import SYSTEM_BUCKET
 from pipelines.resources import LakewireResource
 from storage_service.events import BucketEvent, sequencer_for
 from storage_service.stream import publish_events
@@ -102,6 +113,7 @@ def misplaced(store: ObjectStore, bucket: str, actions: list[Action]) -> list[st
 class LifecycleConfig(DagsterConfig):
     bucket: str
     at: str | None = None  # ISO 8601: apply as of this time (default: now)
+    plan_only: bool = False  # record the plan, change nothing (the rules sensor's runs)
 
 
 @op(description="Plan and apply a bucket's lifecycle rules; announce each action.")
@@ -113,9 +125,14 @@ def apply_lifecycle(
     at = datetime.fromisoformat(config.at) if config.at else None
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    actions, outcome = run_lifecycle(settings, store, config.bucket, at=at)
-    bad = misplaced(store, config.bucket, [a for a in actions if a.rule != "(resume)"])
+    if config.plan_only:
+        actions, outcome = plan(settings, store, config.bucket, at=at), Outcome()
+    else:
+        actions, outcome = run_lifecycle(settings, store, config.bucket, at=at)
+    done = [] if config.plan_only else [a for a in actions if a.rule != "(resume)"]
+    bad = misplaced(store, config.bucket, done)
     metadata: dict[str, Any] = {
+        "plan_only": config.plan_only,
         "plan": MetadataValue.json([a.as_dict() for a in actions][:1000]),
         "actions": len(actions),
         "outcome": MetadataValue.json(outcome.as_dict()),
@@ -155,3 +172,46 @@ def lifecycle_schedules(settings: Settings, store: ObjectStore) -> list[Schedule
         )
         for bucket in RulesStore(store).buckets()
     ]
+
+
+def rules_versions(store: ObjectStore) -> dict[str, str]:
+    """Each bucket with rules and the etag of its rules document."""
+    out = {}
+    for bucket in RulesStore(store).buckets():
+        with contextlib.suppress(ObjectNotFound):
+            out[bucket] = store.head(SYSTEM_BUCKET, f"{RULES_PREFIX}{bucket}.json").etag
+    return out
+
+
+def build_rules_sensor(interval_seconds: int = 30) -> SensorDefinition:
+    """Re-plans a bucket when its rules change: a plan-only run whose metadata is the new plan
+    (nothing moves until the schedule, or an on-demand run, applies it)."""
+
+    @sensor(
+        name="lifecycle_rules",
+        job=lifecycle_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Plans a bucket's lifecycle again when its rules change.",
+    )
+    def lifecycle_rules(
+        context: SensorEvaluationContext, lakewire: LakewireResource
+    ) -> SensorResult | SkipReason:
+        seen: dict[str, str] = json.loads(context.cursor or "{}")
+        now = rules_versions(lakewire.object_store())
+        changed = sorted(b for b, etag in now.items() if seen.get(b) != etag)
+        if not changed and now == seen:
+            return SkipReason("no lifecycle rules changed")
+        requests = [
+            RunRequest(
+                run_key=f"lifecycle-plan:{b}:{now[b]}",
+                run_config={
+                    "ops": {"apply_lifecycle": {"config": {"bucket": b, "plan_only": True}}}
+                },
+                tags={"lakewire/lifecycle": b},
+            )
+            for b in changed
+        ]
+        return SensorResult(run_requests=requests, cursor=json.dumps(now))
+
+    return lifecycle_rules

@@ -150,3 +150,47 @@ def test_lifecycle_job_announces_actions_as_lifecycle_and_ingestion_ignores_them
         assert pending_by_table(settings, routes, evs) == {}
         got = c.get("/api/buckets/landing/objects/checkpoints/c.csv")
         assert got.status_code == 200 and got.content == b"a\n2\n"
+
+
+def test_rules_sensor_replans_a_bucket_when_its_rules_change(tmp_path: Path) -> None:
+    from dagster import build_sensor_context
+
+    from lakehouse.lifecycle import RulesStore, parse_config
+    from lakehouse.objectstore import open_object_store
+    from lakehouse.settings import Settings
+    from pipelines.lifecycle import build_rules_sensor
+
+    settings = Settings(data_dir=tmp_path / "data")
+    store = open_object_store(settings)
+    store.create_bucket("landing")
+    store.put("landing", "temp/t.csv", b"x")
+    resource = LakewireResource(data_dir=str(settings.data_dir))
+    sensor_def = build_rules_sensor()
+    with instance_for_test() as instance:
+
+        def tick(cursor: str | None) -> tuple[list[str], str | None]:
+            ctx = build_sensor_context(
+                instance=instance, cursor=cursor, resources={"lakewire": resource}
+            )
+            result = sensor_def.evaluate_tick(ctx)
+            buckets = [r.tags["lakewire/lifecycle"] for r in result.run_requests or []]
+            return buckets, result.cursor
+
+        assert tick(None)[0] == []
+        RulesStore(store).put("landing", parse_config(RULES))
+        buckets, cursor = tick(None)
+        assert buckets == ["landing"]
+        assert tick(cursor)[0] == []  # unchanged rules: nothing
+        changed = {"Rules": RULES["Rules"][:1]}
+        RulesStore(store).put("landing", parse_config(changed))
+        buckets, _ = tick(cursor)
+        assert buckets == ["landing"]
+        run = lifecycle_job.execute_in_process(
+            run_config={
+                "ops": {"apply_lifecycle": {"config": {"bucket": "landing", "plan_only": True}}}
+            },
+            instance=instance,
+            resources={"lakewire": resource},
+        )
+        assert run.success
+    assert store.head("landing", "temp/t.csv")  # a plan-only run changes nothing
