@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(soft_wrap=True)  # a line a script parses must not be folded
+
+
+def print_table(table: Table) -> None:
+    """A table as wide as it needs when the output is not a terminal (a pipe, a file, a test):
+    a script or a log then sees whole cells, never ones folded at an assumed 80 columns."""
+    if console.is_terminal:
+        console.print(table)
+    else:  # rich caps a print's width at the console's: print through a wide one
+        Console(file=console.file, soft_wrap=True, width=max(console.width, 200)).print(table)
+
+
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -146,7 +157,7 @@ def status(
                 str(row["restarts"]),
                 row["last_exit"] or "-",
             )
-        console.print(table)
+        print_table(table)
         for row in report["services"]:
             if row.get("last_log_lines"):
                 console.print(f"last lines of {row['log']}:", highlight=False)
@@ -412,7 +423,7 @@ def _write_result(
             if output:
                 Console(file=out, soft_wrap=True, width=200).print(table)
             else:
-                console.print(table)
+                print_table(table)
     finally:
         if output:
             out.close()
@@ -610,7 +621,7 @@ def routes_ls(file: FileArg = None) -> None:
             r.file_format,
             r.mode,
         )
-    console.print(table)
+    print_table(table)
     _print_warnings(checked)
 
 
@@ -846,7 +857,7 @@ def ilm_ls(
             actions = r.model_dump(exclude_none=True, exclude={"ID", "Status", "Filter", "Prefix"})
             acts = {k: v for k, v in actions.items() if v not in ([], None)}
             table.add_row(b, r.ID, r.Status, json.dumps(flt), json.dumps(acts, default=str))
-    console.print(table)
+    print_table(table)
 
 
 @ilm_app.command("rm")
@@ -895,7 +906,7 @@ def ilm_plan(
         d = a.as_dict()
         what = f"transition {a.current_class}->{a.storage_class}" if a.storage_class else "expire"
         table.add_row(d["object"], a.rule, what, str(a.size), d["target"] or "")
-    console.print(table)
+    print_table(table)
     console.print(f"{len(actions)} actions, {sum(a.size for a in actions)} bytes", highlight=False)
 
 

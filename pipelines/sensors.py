@@ -52,11 +52,14 @@ def plan_runs(
         items = [item for item in items if (item[1].stream_seq or 0) > done]
         if not items or has_queued_run(table):
             continue
-        requests.append(_request(route_name, table, items))
+        # The run drains from just after the last successful drain, so the objects of a run
+        # that failed since are taken again too (the ledger skips what did land).
+        first = done + 1 if done else min(e.stream_seq or 0 for _, e in items)
+        requests.append(_request(route_name, table, items, first))
     return requests
 
 
-def _request(route_name: str, table: str, items: list[Item]) -> RunRequest:
+def _request(route_name: str, table: str, items: list[Item], first_seq: int) -> RunRequest:
     seqs = [e.stream_seq or 0 for _, e in items]
     identity = json.dumps([[action, e.bucket, e.key, e.etag, e.sequencer] for action, e in items])
     run_key = f"{table}:{hashlib.sha256(identity.encode()).hexdigest()[:24]}"
@@ -66,7 +69,7 @@ def _request(route_name: str, table: str, items: list[Item]) -> RunRequest:
         run_config={
             "ops": {
                 "ingest_objects": {
-                    "config": {"route": route_name, "table": table, "drain_from_seq": min(seqs)}
+                    "config": {"route": route_name, "table": table, "drain_from_seq": first_seq}
                 }
             }
         },

@@ -322,3 +322,27 @@ def test_events_a_run_drained_ahead_of_the_cursor_ask_for_no_second_run(env: Any
     publish(settings, [event(land(store, "landing", "shop/n.csv", csv_bytes(1, start=99)))])
     three = tick(instance, two.cursor)
     assert [r.tags["lakewire/table"] for r in three.run_requests] == ["delta.default.shop"]
+
+
+def test_objects_of_a_failed_run_are_taken_by_the_next_run_of_the_table(env: Any) -> None:
+    settings, store, instance = env
+    ref = TableRef.parse("delta.default.shop")
+    a, b, c = (
+        land(store, "landing", f"shop/{n}.csv", csv_bytes(2, start=i * 2))
+        for i, n in enumerate("abc")
+    )
+    publish(settings, [event(a)])
+    one = tick(instance, None)
+    assert all(r.success for r in run_all(instance, one))
+    publish(settings, [event(b)])
+    two = tick(instance, one.cursor)
+    good = settings.routes_file.read_text()
+    settings.routes_file.write_text("routes: [")  # the run fails before it commits
+    assert not run_all(instance, two)[0].success
+    settings.routes_file.write_text(good)
+    publish(settings, [event(c)])
+    three = tick(instance, two.cursor)
+    (request,) = three.run_requests
+    assert request.run_config["ops"]["ingest_objects"]["config"]["drain_from_seq"] == 2
+    assert all(r.success for r in run_all(instance, three))
+    assert open_target(settings, store, ref).row_count() == 6  # a, b and c, each once
