@@ -127,6 +127,18 @@ def test_sql_studio_end_to_end(page: Page, url: str, tmp_path: Path) -> None:
     lines = target.read_text().splitlines()
     assert lines[0] == '"id","name"' and len(lines) == 4 and lines[1].startswith("0,")
 
+    # SQL is highlighted as it is typed.
+    expect(page.locator("#editor-highlight .tok-keyword").first).to_have_text("SELECT")
+
+    # A table's history (one row per commit) from the catalog tree.
+    page.click('details[data-schema="delta.sales"] > summary')
+    delta = page.locator('details[data-table="delta.sales.orders"]')
+    delta.locator("summary").click()
+    delta.locator("button[data-history]").click()
+    expect(page.locator("#grid thead")).to_contain_text("rows_added")
+    expect(page.locator("#grid tbody")).to_contain_text("250")
+    shot(page, "table-history")
+
     # An error is shown inline, with the line it points at.
     page.fill("#editor", "SELECT id\nFROM delta.sales.orders\nWHERE (id = 1")
     page.click("#run")

@@ -73,13 +73,16 @@ async function loadCatalog() {
           const summary = el("summary", { class: "table-name", title: "Double-click: query it" }, table.name);
           summary.addEventListener("dblclick", (ev) => {
             ev.preventDefault();
-            $("editor").value = `SELECT * FROM ${name}`;
-            run();
+            setEditorAndRun(`SELECT * FROM ${name}`);
           });
           tableEl.append(summary);
           const query = el("button", { class: "btn link small", "data-query": name }, "Query");
-          query.addEventListener("click", () => { $("editor").value = `SELECT * FROM ${name}`; run(); });
-          tableEl.append(query);
+          query.addEventListener("click", () => setEditorAndRun(`SELECT * FROM ${name}`));
+          const historyName = `${cat.name}.${quoteIdent(schema.name)}."${table.name.replace(/"/g, '""')}$history"`;
+          const history = el("button", { class: "btn link small", "data-history": name }, "History");
+          history.addEventListener("click", () =>
+            setEditorAndRun(`SELECT * FROM ${historyName} ORDER BY timestamp DESC`));
+          tableEl.append(query, history);
           for (const col of table.columns) {
             const c = el("div", { class: "col" });
             c.append(el("b", {}, col.name), ` ${col.type}`);
@@ -104,6 +107,50 @@ function el(tag, attrs, text) {
   }
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+function setEditorAndRun(statement) {
+  $("editor").value = statement;
+  highlight();
+  run();
+}
+
+// -- SQL highlighting: a <pre> under a transparent textarea -------------------------------------
+const SQL_KEYWORDS = new Set(("select from where group by order having limit offset join left right " +
+  "full inner outer cross on using as and or not in is null like between case when then else end " +
+  "with union all distinct except intersect values show describe catalogs schemas tables columns " +
+  "for version timestamp of asc desc true false cast count sum avg min max over partition " +
+  "exists interval date").split(" "));
+const TOKEN_RE = /(--[^\n]*|\/\*[\s\S]*?\*\/)|('(?:[^']|'')*'?)|("(?:[^"]|"")*"?)|(\b\d+(?:\.\d+)?\b)|([A-Za-z_][A-Za-z0-9_]*)/g;
+
+function escapeHtml(text) {
+  return text.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
+}
+
+function highlight() {
+  const text = $("editor").value;
+  let html = "";
+  let last = 0;
+  for (const m of text.matchAll(TOKEN_RE)) {
+    html += escapeHtml(text.slice(last, m.index));
+    const [tok, comment, str, ident, num, word] = m;
+    let cls = "";
+    if (comment) cls = "tok-comment";
+    else if (str) cls = "tok-string";
+    else if (ident) cls = "tok-ident";
+    else if (num) cls = "tok-number";
+    else if (word && SQL_KEYWORDS.has(word.toLowerCase())) cls = "tok-keyword";
+    html += cls ? `<span class="${cls}">${escapeHtml(tok)}</span>` : escapeHtml(tok);
+    last = m.index + tok.length;
+  }
+  html += escapeHtml(text.slice(last));
+  $("editor-highlight").innerHTML = html + "\n";
+  syncScroll();
+}
+
+function syncScroll() {
+  $("editor-highlight").scrollTop = $("editor").scrollTop;
+  $("editor-highlight").scrollLeft = $("editor").scrollLeft;
 }
 
 // -- running ----------------------------------------------------------------------------------
@@ -279,7 +326,7 @@ function renderHistory() {
   list.textContent = "";
   for (const statement of readHistory()) {
     const li = el("li", { title: statement }, statement.replace(/\s+/g, " "));
-    li.addEventListener("click", () => { $("editor").value = statement; $("editor").focus(); });
+    li.addEventListener("click", () => { $("editor").value = statement; highlight(); $("editor").focus(); });
     list.append(li);
   }
 }
@@ -303,6 +350,8 @@ $("prev").addEventListener("click", prevPage);
 $("catalog-refresh").addEventListener("click", loadCatalog);
 $("download-csv").addEventListener("click", () => download("csv"));
 $("download-parquet").addEventListener("click", () => download("parquet"));
+$("editor").addEventListener("input", highlight);
+$("editor").addEventListener("scroll", syncScroll);
 $("editor").addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
     ev.preventDefault();
@@ -310,5 +359,6 @@ $("editor").addEventListener("keydown", (ev) => {
   }
 });
 
+highlight();
 if (sessionStorage.getItem(KEY_NAME)) showStudio();
 else showLogin();
