@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from lakehouse.objectstore import BucketInfo, BucketNotFound, Unsupported, validate_key
-from lakehouse.routes import SYSTEM_BUCKET
+from lakehouse.routes import SYSTEM_BUCKET, settings_routes
 from storage_service.access import Runtime, require_key
 from storage_service.notifications import MINIO_NATS_ARN, BucketNotifications
 from storage_service.renames import RenameState
@@ -65,6 +65,11 @@ class BucketView(BaseModel):
         description="S3 only: False until the background count has listed this bucket once."
     )
     rename: RenameState | None = None
+    routes: list[str] = Field(
+        default=[],
+        description="The routes that watch this bucket (they turn its objects "
+        "into table rows), in the order they are tried.",
+    )
 
 
 class Created(BaseModel):
@@ -140,9 +145,11 @@ def list_buckets(rt: Runtime) -> list[BucketView]:
         buckets = _user_buckets(rt)
     except Exception as exc:
         raise HTTPException(503, detail=f"storage backend unreachable: {exc}") from exc
+    watching = _routes_by_bucket(rt)
     out = []
     for b in buckets:
         view = rt.catalog.describe(b.name, b.created)
+        view["routes"] = watching.get(b.name, [])
         state = rt.renamer.status(b.name)
         view["rename"] = state if state and rt.renamer.busy(b.name) else None
         out.append(BucketView.model_validate(view))
@@ -152,7 +159,22 @@ def list_buckets(rt: Runtime) -> list[BucketView]:
 @router.get("/buckets/{name}")
 def get_bucket(name: str, rt: Runtime) -> BucketView:
     _require_bucket(rt, name)
-    return BucketView.model_validate(rt.catalog.describe(name))
+    view = rt.catalog.describe(name)
+    view["routes"] = _routes_by_bucket(rt).get(name, [])
+    return BucketView.model_validate(view)
+
+
+def _routes_by_bucket(rt: Runtime) -> dict[str, list[str]]:
+    """Route names per bucket from the live routes; a routes problem shows as none watching
+    (the routes endpoints report it), never as a failed bucket list."""
+    out: dict[str, list[str]] = {}
+    try:
+        routes = settings_routes(rt.settings)
+    except Exception:
+        return out
+    for route in routes:
+        out.setdefault(route.bucket, []).append(route.name)
+    return out
 
 
 @router.post("/buckets", status_code=201)

@@ -128,6 +128,9 @@ def test_create_browse_upload_rename_delete(
     expect(page.locator("#status")).to_have_text("CONNECTED")
     for name in ("datasets", "results", "landing", "lake", "dagster"):
         expect(_card(page, name)).to_be_visible()
+    # The landing card names the routes that watch it (the shipped catch-all among them).
+    expect(_card(page, "landing").locator(".badge.routes")).to_contain_text("landing_files")
+    expect(_card(page, "results").locator(".badge.routes")).to_have_count(0)
 
     # Create: an invalid name shows the rule inline and creates nothing.
     page.click("#create-open")

@@ -186,6 +186,10 @@ function renderCards(buckets) {
       badges.append(el("span", { class: "badge" }, "Events off"));
     }
     if (b.rename) badges.append(el("span", { class: "badge warn" }, `Renaming → ${b.rename.target}`));
+    if (b.routes?.length) {
+      badges.append(el("span", { class: "badge on routes", title: "Routes that turn this bucket's objects into table rows" },
+        `Routes: ${b.routes.join(", ")}`));
+    }
 
     const card = el("article", { class: "card", "data-bucket": b.name, tabindex: "0" },
       el("div", { class: "card-head" },
