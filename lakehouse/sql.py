@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -216,7 +217,8 @@ class SqlEngine:
                 raise SqlError(f"{ref.qualified} has no {snap.kind} {snap.at}: {exc}") from None
             files = self._parquet_files(dt)
             if files is not None:
-                return f"v{dt.version()}", _ParquetFiles(files, list(dt.schema().to_arrow().names))
+                names = list(dt.schema().to_arrow().names)
+                return f"v{dt.version()}", _ParquetFiles(files, names, dt.to_pyarrow_dataset)
             return f"v{dt.version()}", dt.to_pyarrow_dataset()
         from lakehouse.iceberg import load_table
 
@@ -242,7 +244,12 @@ class SqlEngine:
         key = f"s{snapshot_id}"
         if self._views.get(snap) == key:
             return key, None
-        return key, table.scan(snapshot_id=snapshot_id).to_arrow()
+        scan = table.scan(snapshot_id=snapshot_id)
+        files = self._iceberg_files(table, scan)
+        if files is not None:
+            columns = [f.name for f in table.schema().fields]
+            return key, _ParquetFiles(files, columns, scan.to_arrow)
+        return key, scan.to_arrow()
 
     def attach(self, snap: Snapshot) -> None:
         key, source = self._source(snap)
@@ -260,23 +267,27 @@ class SqlEngine:
                 self._views[snap] = key
                 return
             except duckdb.Error:
-                source = self._arrow_dataset(snap)
+                source = source.fallback()
         internal = f"__{ref.format}__{ref.schema}__{snap.view}".replace('"', "")
         self.con.register(internal, source)
         self._sources[internal] = source
         self.con.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {_ident(internal)}")
         self._views[snap] = key
 
-    def _arrow_dataset(self, snap: Snapshot) -> Any:
-        dt = open_table(
-            delta_table_uri(self.settings, self.store, snap.ref), self.store.storage_options()
-        )
-        assert dt is not None
-        if snap.kind == "version":
-            dt.load_as_version(int(snap.at))
-        elif snap.kind == "timestamp":
-            dt.load_as_version(_parse_time(snap.at))
-        return dt.to_pyarrow_dataset()
+    def _iceberg_files(self, table: Any, scan: Any) -> list[str] | None:
+        """The snapshot's Parquet files when DuckDB can read them by column name: local, inside
+        the lake, one schema ever (no rename to map by field id), no delete files."""
+        if self._lake_dir is None or len(table.schemas()) != 1:
+            return None
+        files = []
+        for task in scan.plan_files():
+            if task.delete_files or task.file.file_format.name != "PARQUET":
+                return None
+            path = str(task.file.file_path).removeprefix("file://")
+            if not path.startswith(self._lake_dir + "/"):
+                return None
+            files.append(path)
+        return files or None
 
     def _parquet_files(self, dt: Any) -> list[str] | None:
         """The snapshot's data files when DuckDB can read them as they are: local, inside the
@@ -491,6 +502,7 @@ _HISTORY_SCHEMA = pa.schema(
 class _ParquetFiles:
     files: list[str]
     columns: list[str]
+    fallback: Callable[[], Any]  # the Arrow source, if DuckDB cannot read the files as they are
 
     def select(self) -> str:
         names = ", ".join(_ident(c) for c in self.columns)
