@@ -189,7 +189,8 @@ def test_local_delta_tables_are_scanned_by_duckdb_and_file_functions_stay_refuse
         assert "read_parquet" in sql  # the fast path, not an Arrow dataset
         assert engine.query("SELECT count(*) FROM iceberg.sales.orders").rows == [(15,)]
         [(sql,)] = engine.con.execute(
-            "SELECT sql FROM duckdb_views() WHERE database_name = 'iceberg' AND view_name = 'orders'"
+            "SELECT sql FROM duckdb_views() "
+            "WHERE database_name = 'iceberg' AND view_name = 'orders'"
         ).fetchall()
         assert "read_parquet" in sql
         lake_dir = store.bucket_path(settings.lake_bucket)
