@@ -400,21 +400,42 @@ class SqlEngine:
         return self._columns(TableRef(table_format(t.catalog.lower()), t.db, t.name))
 
     def _columns(self, ref: TableRef) -> pa.Table:
-        """Trino's ``DESCRIBE`` shape: Column, Type, Extra, Comment."""
-        self.attach(Snapshot(ref))
-        view = f"{ref.format}.{_ident(ref.schema)}.{_ident(ref.name)}"
+        """Trino's ``DESCRIBE`` shape: Column, Type, Extra, Comment; from the table's metadata,
+        without reading its data."""
+        schema = self._table_schema(ref)
+        name = f"__describe__{ref.format}__{ref.schema}__{ref.name}"
+        self.con.register(name, schema.empty_table())
         try:
-            rows = self.con.execute(f"DESCRIBE {view}").fetchall()
+            rows = self.con.execute(f"DESCRIBE {_ident(name)}").fetchall()
         except duckdb.Error as exc:
             raise _error(exc) from None
+        finally:
+            self.con.unregister(name)
+        comments = [
+            (f.metadata or {}).get(b"comment", b"").decode(errors="replace") for f in schema
+        ]
         return pa.table(
             {
                 "Column": [r[0] for r in rows],
                 "Type": [str(r[1]).lower() for r in rows],
                 "Extra": ["" for _ in rows],
-                "Comment": ["" for _ in rows],
+                "Comment": comments,
             }
         )
+
+    def _table_schema(self, ref: TableRef) -> pa.Schema:
+        if ref.format == "delta":
+            uri = delta_table_uri(self.settings, self.store, ref)
+            dt = open_table(uri, self.store.storage_options())
+            if dt is None:
+                raise TableNotFound(f"table {ref.qualified} does not exist")
+            return pa.schema(dt.schema().to_arrow())
+        from lakehouse.iceberg import load_table
+
+        table = load_table(self.settings, self.store, ref)
+        if table is None:
+            raise TableNotFound(f"table {ref.qualified} does not exist")
+        return table.schema().as_arrow()
 
     def query(self, sql: str) -> QueryResult:
         """Rows as Python tuples (tests and small answers; prefer ``arrow``)."""
