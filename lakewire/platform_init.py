@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from lakehouse.routes import SYSTEM_BUCKET
 from lakehouse.settings import Settings
 from storage_service.notifications import BucketNotifications, NotificationRule
 from storage_service.runtime import ServiceRuntime
@@ -104,6 +105,7 @@ def service_policies(settings: Settings) -> dict[str, dict[str, Any]]:
     lake, landing = s.lake_bucket, s.landing_bucket
     buckets = list(dict.fromkeys(s.default_buckets))
     others = [b for b in buckets if b not in (lake, landing)]
+    tiers = sorted(set(s.lifecycle_tiers.values()))
 
     def policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
         return {"Version": "2012-10-17", "Statement": statements}
@@ -112,8 +114,12 @@ def service_policies(settings: Settings) -> dict[str, dict[str, Any]]:
         "storage": policy(
             [{"Effect": "Allow", "Action": ["s3:*"], "Resource": ["arn:aws:s3:::*"]}]
         ),
-        # Ingestion reads landing and writes tables, quarantine copies, results, compute logs.
-        "dagster": policy(_bucket_access(read=buckets, write=buckets)),
+        # Ingestion reads landing and writes tables, quarantine copies, results, compute logs;
+        # it reads the live routes and lifecycle rules in the system bucket (only the storage
+        # service writes them), and lifecycle runs move objects into the tier buckets.
+        "dagster": policy(
+            _bucket_access(read=[*buckets, SYSTEM_BUCKET, *tiers], write=[*buckets, *tiers])
+        ),
         # Trino writes its file metastore under the lake; reads files anywhere (hive catalog).
         "trino": policy(_bucket_access(read=buckets, write=[lake])),
         "lakekeeper": policy(_bucket_access(read=[lake], write=[lake])),

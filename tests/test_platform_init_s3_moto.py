@@ -9,6 +9,7 @@ target does.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,17 @@ def test_setup_creates_users_then_buckets_and_gives_lakekeeper_its_own_login_on_
         (secrets / "init" / "s3_lakekeeper_secret_key").read_text(),
     )
     assert warehouses == [("http://lk/catalog", "lakewire", keeper)]
+
+
+def test_dagster_reads_the_live_routes_but_never_writes_the_system_bucket(tmp_path: Path) -> None:
+    policy = platform_init.service_policies(Settings(data_dir=tmp_path / "d"))["dagster"]
+    text = json.dumps(policy)
+    assert "arn:aws:s3:::lakewire-system/*" in text  # routes and lifecycle rules are read
+    writes = [
+        r
+        for st in policy["Statement"]
+        if any("PutObject" in a or "DeleteObject" in a for a in st["Action"])
+        for r in st["Resource"]
+    ]
+    assert not [r for r in writes if "lakewire-system" in r]
+    assert "arn:aws:s3:::archive-warm/*" in writes  # lifecycle moves objects into tiers
