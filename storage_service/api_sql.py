@@ -278,6 +278,7 @@ class CatalogNode(BaseModel):
 
 class CatalogTree(BaseModel):
     engine: str
+    lake_bucket: str = Field(description="The bucket whose folders hold the Delta tables.")
     catalogs: list[CatalogNode]
 
 
@@ -294,7 +295,9 @@ def _catalog_tree(settings: Settings, store: Any) -> CatalogTree:
     try:
         if isinstance(engine, SqlEngine):
             return CatalogTree(
-                engine=name, catalogs=[_embedded_catalog(engine, c) for c in CATALOGS]
+                engine=name,
+                lake_bucket=settings.lake_bucket,
+                catalogs=[_embedded_catalog(engine, c) for c in CATALOGS],
             )
         nodes = []
         for catalog in CATALOGS:
@@ -305,7 +308,7 @@ def _catalog_tree(settings: Settings, store: Any) -> CatalogTree:
                 "ORDER BY table_schema, table_name, ordinal_position"
             ).to_pylist()
             nodes.append(_tree_from_rows(catalog, rows))
-        return CatalogTree(engine=name, catalogs=nodes)
+        return CatalogTree(engine=name, lake_bucket=settings.lake_bucket, catalogs=nodes)
     finally:
         engine.close()
 

@@ -165,6 +165,16 @@ def test_sql_studio_end_to_end(page: Page, url: str, tmp_path: Path) -> None:
     )
     shot(page, "history")
 
-    # And back to the Object Storage page through the nav bar, still signed in.
+    # And back to the Object Storage page through the nav bar, still signed in; a Delta
+    # table's folder in the lake bucket has a "Query" button that opens it in SQL Studio.
     page.click(".appnav a:has-text('Object Storage')")
     expect(page.locator("#status")).to_have_text("CONNECTED")
+    page.goto(f"{url}/#/b/lake/sales/")
+    expect(page.locator("#bucket-title")).to_have_text("lake / sales/")
+    expect(page.locator("#sql-query-shortcut")).to_have_count(0)
+    page.click('tr[data-folder="sales/orders/"] a')
+    expect(page.locator("#bucket-title")).to_have_text("lake / sales/orders/")
+    page.click("#sql-query-shortcut")
+    expect(page.locator("#editor")).to_have_value("SELECT * FROM delta.sales.orders")
+    expect(page.locator("#result-status")).to_contain_text("255 rows")
+    shot(page, "from-storage-page")

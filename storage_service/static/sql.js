@@ -47,6 +47,13 @@ function showStudio() {
   loadCatalog();
   renderHistory();
   $("editor").focus();
+  // Opened from the Object Storage page's "Query" button: run the statement it carries.
+  const params = new URLSearchParams(location.search);
+  const q = params.get("q");
+  if (q) {
+    history.replaceState(null, "", location.pathname);
+    setEditorAndRun(q);
+  }
 }
 
 // -- catalog tree ---------------------------------------------------------------------------
