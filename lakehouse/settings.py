@@ -39,7 +39,22 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_path_style: bool = True
     s3_allow_http: bool = True
-    default_buckets: list[str] = ["datasets", "results", "landing", "lake", "dagster"]
+    default_buckets: list[str] = Field(
+        default=[
+            "datasets",
+            "co2-data",
+            "results",
+            "ais-data",
+            "synthetic-data",
+            "dagster",
+            "landing",
+            "lake",
+            "models",
+        ],
+        description="Created on first start: the common buckets users document (datasets, "
+        "co2-data, results, ais-data, synthetic-data, dagster), the landing and lake buckets "
+        "ingestion uses, and models (trained models and their evaluations).",
+    )
     landing_bucket: str = "landing"
     lake_bucket: str = "lake"
     max_object_bytes: int = 5 * 1024**3

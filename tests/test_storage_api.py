@@ -68,7 +68,8 @@ def test_summary_and_default_buckets(service: Service) -> None:
     summary = service.client.get("/api/summary").json()
     assert summary["status"] == "CONNECTED"
     names = {b["name"] for b in service.client.get("/api/buckets").json()}
-    assert {"datasets", "results", "landing", "lake", "dagster"} <= names
+    common = {"datasets", "co2-data", "results", "ais-data", "synthetic-data", "dagster"}
+    assert common | {"landing", "lake", "models"} <= names
     assert summary["total_buckets"] == len(names)
 
 

@@ -118,7 +118,7 @@ def test_wrong_key_is_refused_and_the_page_holds_no_key(page: Page) -> None:
     expect(page.locator("#login-error")).to_have_text("That key is not valid.")
     _sign_in(page)
     expect(page.locator("#status")).to_have_text("CONNECTED")
-    expect(page.locator("#total-buckets")).to_have_text("5")
+    expect(page.locator("#total-buckets")).to_have_text("9")
 
 
 def test_create_browse_upload_rename_delete(
@@ -126,7 +126,7 @@ def test_create_browse_upload_rename_delete(
 ) -> None:
     _sign_in(page)
     expect(page.locator("#status")).to_have_text("CONNECTED")
-    for name in ("datasets", "results", "landing", "lake", "dagster"):
+    for name in ("datasets", "results", "landing", "lake", "dagster", "co2-data", "models"):
         expect(_card(page, name)).to_be_visible()
     # The landing card names the routes that watch it (the shipped catch-all among them).
     expect(_card(page, "landing").locator(".badge.routes")).to_contain_text("landing_files")
@@ -147,7 +147,7 @@ def test_create_browse_upload_rename_delete(
     page.click("#create-submit")
     expect(page.locator("#create-dialog")).to_be_hidden()
     expect(_card(page, "sales-data")).to_be_visible()
-    expect(page.locator("#total-buckets")).to_have_text("6")
+    expect(page.locator("#total-buckets")).to_have_text("10")
 
     # Into the bucket, a new folder, upload with progress, and the file is there.
     _card(page, "sales-data").click()
@@ -222,7 +222,7 @@ def test_create_browse_upload_rename_delete(
     expect(page.locator("#delete-submit")).to_be_enabled()
     page.click("#delete-submit")
     expect(_card(page, "sales-2026")).to_have_count(0)
-    expect(page.locator("#total-buckets")).to_have_text("5")
+    expect(page.locator("#total-buckets")).to_have_text("9")
     assert running.api.get("/api/buckets/sales-2026/objects").status_code == 404
 
 
