@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lakehouse.objectstore import (
     BucketExists,
@@ -21,9 +22,10 @@ from lakehouse.objectstore import (
 )
 from lakehouse.settings import Settings
 from storage_service import api_buckets, api_lifecycle, api_objects, api_routes, api_sql
-from storage_service.access import Runtime
+from storage_service.access import Runtime, require_key
 from storage_service.api_events import router as events_router
 from storage_service.gate import BucketBusy
+from storage_service.metrics import MetricsMiddleware, ServiceMetrics
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
 
@@ -45,18 +47,22 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = ServiceMetrics()  # this app's own registry
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = ServiceRuntime(settings)
         app.state.runtime = rt
         await rt.start()
+        metrics.bind(rt)
         try:
             yield
         finally:
+            metrics.unbind()
             await rt.stop()
 
     app = FastAPI(title="Lakewire Object Storage", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
@@ -69,6 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz(rt: Runtime) -> dict[str, object]:
         return {"ok": True, "outbox": rt.outbox.count()}
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_key)])
+    def prometheus_metrics() -> Response:  # Prometheus text; `Authorization: Bearer <key>`
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

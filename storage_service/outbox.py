@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class Outbox:
+    published = failures = stream_seq = 0  # the publisher's counts, for /metrics
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -95,9 +97,11 @@ async def run_publisher(settings: Settings, outbox: Outbox, stop: asyncio.Event)
                             for _, msg_id, subject, payload in rows
                         )
                     )
-                    del acks
+                    outbox.stream_seq = max(ack.seq for ack in acks)
                     outbox.done([row[0] for row in rows])
+                    outbox.published += len(rows)
         except Exception as exc:  # NATS down, stream gone, timeouts: keep the events and retry.
+            outbox.failures += 1
             log.warning("publisher: %s; %d events kept in the outbox", exc, outbox.count())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)
