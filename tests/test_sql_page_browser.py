@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytest.importorskip(
@@ -21,11 +22,28 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.helpers import free_port, nats_server, wait_for
 from tests.test_sql_api import SLOW, write_tables
-from tests.test_storage_page_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, _up
 
 pytestmark = pytest.mark.browser
 
 API_KEY = "sql-browser-test-key-0123456789abcdef"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture(scope="module")
