@@ -138,10 +138,12 @@ def status(
 
     Exits 3 unless every service is RUNNING.
     """
+    from lakewire import health
     from storage_service.auth import load_or_create_api_key
 
     settings = Settings()
     report = supervisor.status(settings)
+    report["health"] = health.collect(settings)  # issue 15: beyond "running"
     if as_json:
         if show_key:
             report["api_key"] = load_or_create_api_key(settings)
@@ -168,6 +170,8 @@ def status(
         console.print(f"Supervisor:          {state} (log {sup['log']})", highlight=False)
         console.print(f"Object Storage page: {settings.storage_url}/")
         console.print(f"Dagster UI:          {settings.dagster_url}/")
+        for line in health.lines(report["health"]):
+            console.print(line, highlight=False, markup=False)
         if show_key:
             console.print(f"API key: {load_or_create_api_key(settings)}", highlight=False)
     if not report["all_running"]:

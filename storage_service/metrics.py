@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,7 +26,8 @@ from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storage_service.runtime import ServiceRuntime
+if TYPE_CHECKING:
+    from storage_service.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class MetricsMiddleware:
                 m.bytes_out.labels(route).inc(counts["out"])
 
 
-def _event_age_seconds(payload: bytes, now: datetime) -> float:
+def event_age_seconds(payload: bytes, now: datetime) -> float:
     """Seconds since the event in an outbox row happened (0 when its time cannot be read)."""
     try:
         body: dict[str, Any] = json.loads(payload)
@@ -176,7 +177,7 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily(
             "lakewire_outbox_events", "Events on disk waiting for a JetStream ack.", value=depth
         )
-        age = _event_age_seconds(oldest[0][3], datetime.now(UTC)) if oldest else 0.0
+        age = event_age_seconds(oldest[0][3], datetime.now(UTC)) if oldest else 0.0
         yield GaugeMetricFamily(
             "lakewire_outbox_oldest_age_seconds",
             "Age of the oldest event still in the outbox (0 when empty).",

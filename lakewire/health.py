@@ -1,0 +1,197 @@
+"""Health beyond "running", for ``lakewire status``: each part answered on its own, quickly.
+
+- the outbox: events waiting for a JetStream ack and the age of the oldest (read-only from the
+  storage service's ``outbox.db``, so it answers with the service down too);
+- the stream: its tail, the ingestion sensor's cursor (Dagster GraphQL) and the lag between;
+- runs: queued now, failed and succeeded in the last hour (Dagster GraphQL);
+- quarantined objects: the ``.reason.json`` files under the quarantine prefix in the index;
+- disk: free and total bytes under the data dir.
+
+A part that cannot be reached says so under ``error`` instead of failing the whole report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from nats.js.errors import NotFoundError
+
+from lakehouse.settings import Settings
+from storage_service.metrics import event_age_seconds
+from storage_service.stream import connect
+
+SENSOR_NAME = "bucket_events"
+HOUR = 3600.0
+
+SENSOR_CURSOR_QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors {
+  name sensorState { typeSpecificData { ... on SensorData { lastCursor } } } } } } } }"""
+
+RUNS_QUERY = """query ($since: Float!) {
+  queued: runsOrError(filter: {statuses: [QUEUED]}) { ... on Runs { count } }
+  failed: runsOrError(filter: {statuses: [FAILURE], updatedAfter: $since}) { ... on Runs { count } }
+  succeeded: runsOrError(filter: {statuses: [SUCCESS], updatedAfter: $since}) {
+    ... on Runs { count } }
+}"""
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+
+
+def outbox_health(settings: Settings) -> dict[str, Any]:
+    path = settings.state_dir / "outbox.db"
+    if not path.exists():
+        return {"events": 0, "oldest_age_seconds": 0.0}
+    try:
+        with _read_only(path) as db:
+            (count,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+            oldest = db.execute("SELECT payload FROM outbox ORDER BY id LIMIT 1").fetchone()
+    except sqlite3.Error as exc:
+        return {"error": f"outbox unreadable: {exc}"}
+    age = event_age_seconds(oldest[0], datetime.now(UTC)) if oldest else 0.0
+    return {"events": count, "oldest_age_seconds": round(age, 1)}
+
+
+def quarantined_objects(settings: Settings) -> dict[str, Any]:
+    path = settings.state_dir / "index.db"
+    if not path.exists():
+        return {"objects": 0}
+    prefix = settings.quarantine_prefix
+    try:
+        with _read_only(path) as db:
+            (count,) = db.execute(
+                "SELECT count(*) FROM objects WHERE substr(key, 1, ?) = ?"
+                " AND key LIKE '%.reason.json'",
+                (len(prefix), prefix),
+            ).fetchone()
+    except sqlite3.Error as exc:
+        return {"error": f"index unreadable: {exc}"}
+    return {"objects": count}
+
+
+def disk_health(settings: Settings) -> dict[str, Any]:
+    path = settings.resolved_data_dir
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    usage = shutil.disk_usage(path)
+    return {
+        "path": str(path),
+        "free_bytes": usage.free,
+        "total_bytes": usage.total,
+        "free_percent": round(100.0 * usage.free / usage.total, 1) if usage.total else None,
+    }
+
+
+async def _stream_tail(settings: Settings) -> int | None:
+    async with connect(settings, timeout=2.0) as nc:
+        try:
+            info = await nc.jetstream().stream_info(settings.stream_name)
+        except NotFoundError:  # no stream (yet): nothing has been published
+            return None
+        return int(info.state.last_seq)
+
+
+def _graphql(settings: Settings, query: str, variables: dict[str, Any] | None = None) -> Any:
+    resp = httpx.post(
+        f"{settings.dagster_url}/graphql",
+        json={"query": query, "variables": variables or {}},
+        timeout=3.0,
+    )
+    resp.raise_for_status()
+    body = resp.json()
+    if body.get("errors"):
+        raise ValueError(body["errors"][0].get("message", "GraphQL error"))
+    return body["data"]
+
+
+def sensor_cursor(settings: Settings) -> int | None:
+    data = _graphql(settings, SENSOR_CURSOR_QUERY)
+    for repo in data["repositoriesOrError"].get("nodes") or []:
+        for sensor in repo["sensors"]:
+            if sensor["name"] == SENSOR_NAME:
+                cursor = (sensor["sensorState"]["typeSpecificData"] or {}).get("lastCursor")
+                return int(cursor) if cursor else 0
+    return None
+
+
+def stream_health(settings: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {"tail": None, "sensor_cursor": None, "lag": None}
+    errors = []
+    try:
+        out["tail"] = asyncio.run(_stream_tail(settings))
+    except Exception as exc:
+        errors.append(f"NATS unreachable at {settings.effective_nats_url}: {exc or type(exc)}")
+    try:
+        out["sensor_cursor"] = sensor_cursor(settings)
+    except Exception as exc:
+        errors.append(f"Dagster unreachable at {settings.dagster_url}: {exc or type(exc)}")
+    if out["tail"] is not None and out["sensor_cursor"] is not None:
+        out["lag"] = max(0, out["tail"] - out["sensor_cursor"])
+    if errors:
+        out["error"] = "; ".join(errors)
+    return out
+
+
+def runs_health(settings: Settings, now: float | None = None) -> dict[str, Any]:
+    since = (now or time.time()) - HOUR
+    try:
+        data = _graphql(settings, RUNS_QUERY, {"since": since})
+        return {
+            "queued": data["queued"]["count"],
+            "failed_last_hour": data["failed"]["count"],
+            "succeeded_last_hour": data["succeeded"]["count"],
+        }
+    except Exception as exc:
+        return {"error": f"Dagster unreachable at {settings.dagster_url}: {exc or type(exc)}"}
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    return {
+        "outbox": outbox_health(settings),
+        "stream": stream_health(settings),
+        "runs": runs_health(settings),
+        "quarantine": quarantined_objects(settings),
+        "disk": disk_health(settings),
+    }
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def lines(health: dict[str, Any]) -> list[str]:
+    """The health block of the text report, one line per part."""
+    o, s, r, q, d = (health[k] for k in ("outbox", "stream", "runs", "quarantine", "disk"))
+    outbox = o.get("error") or f"{o['events']} events waiting (oldest {o['oldest_age_seconds']} s)"
+    if s["tail"] is not None or s["sensor_cursor"] is not None:
+        stream = f"tail {s['tail'] if s['tail'] is not None else '?'}, sensor cursor " + (
+            f"{s['sensor_cursor'] if s['sensor_cursor'] is not None else '?'}, lag "
+            f"{s['lag'] if s['lag'] is not None else '?'}"
+        )
+        stream += f" ({s['error']})" if s.get("error") else ""
+    else:
+        stream = s.get("error") or "no stream yet"
+    runs = r.get("error") or (
+        f"{r['queued']} queued, {r['failed_last_hour']} failed and "
+        f"{r['succeeded_last_hour']} succeeded in the last hour"
+    )
+    quarantine = q.get("error") or f"{q['objects']} objects"
+    disk = f"{_size(d['free_bytes'])} free of {_size(d['total_bytes'])} under {d['path']}"
+    return [
+        f"Outbox:              {outbox}",
+        f"Stream:              {stream}",
+        f"Runs:                {runs}",
+        f"Quarantined:         {quarantine}",
+        f"Disk:                {disk}",
+    ]
