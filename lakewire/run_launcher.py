@@ -11,26 +11,11 @@ that safe).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from dagster import DagsterEventType, DefaultRunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
+from lakewire.processes import pid_alive
 
 
 class LocalRunLauncher(DefaultRunLauncher):
@@ -59,7 +44,7 @@ class LocalRunLauncher(DefaultRunLauncher):
         pid = self._worker_pid(run)
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "no worker pid reported yet")
-        if _alive(pid):
+        if pid_alive(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
         return CheckRunHealthResult(
             WorkerStatus.FAILED,

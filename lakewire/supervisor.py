@@ -37,6 +37,7 @@ import httpx
 
 from lakehouse.settings import Settings
 from lakewire.dagster_home import write_dagster_home
+from lakewire.processes import pid_alive
 
 START_RETRIES = 3
 """Starts that die within ``START_SECONDS`` before supervisord gives up (state FATAL)."""
@@ -536,24 +537,6 @@ def _describe_failure(settings: Settings, name: str, info: dict[str, Any]) -> st
 
 
 # -- down ----------------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        # A zombie (exited, not yet reaped by a parent that is not us) is gone.
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
-
-
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes in a process group, from /proc."""
     members = []
@@ -586,9 +569,9 @@ def stop(settings: Settings, timeout: float = 60.0) -> list[str]:
     if sup_pid and not _ours(settings, sup_pid):
         sup_pid = None  # a stale pid file; the number may be someone else's process by now
     deadline = time.monotonic() + timeout
-    while sup_pid and _pid_alive(sup_pid) and time.monotonic() < deadline:
+    while sup_pid and pid_alive(sup_pid, reap=True) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if sup_pid and _pid_alive(sup_pid):
+    if sup_pid and pid_alive(sup_pid, reap=True):
         with contextlib.suppress(ProcessLookupError):
             os.kill(sup_pid, signal.SIGKILL)
     # Anything left in a service's process group (a run worker, a code server) goes too; only
@@ -619,7 +602,7 @@ def _unsupervised(settings: Settings) -> dict[str, int]:
         pids: dict[str, int] = json.loads(state_file(settings).read_text())
     except (OSError, ValueError):
         return {}
-    return {n: p for n, p in pids.items() if _pid_alive(p) and _ours(settings, p)}
+    return {n: p for n, p in pids.items() if pid_alive(p, reap=True) and _ours(settings, p)}
 
 
 def _stop_unsupervised(settings: Settings, timeout: float = 20.0) -> list[str]:

@@ -148,3 +148,29 @@ def service(make_settings: Callable[..., Settings]) -> Iterator[Service]:
     """The service started on each backend, with an authenticated client."""
     with Service(make_settings()) as svc:
         yield svc
+
+
+# -- the pipelines in-process: settings from the environment, as Dagster's processes read them -
+@pytest.fixture
+def pipeline_env(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str | None], tuple[Settings, Any]]:
+    """Point the ``LAKEWIRE_*`` environment at this test's data dir and nats-server (and at a
+    routes file with ``routes_yaml``, else the project's), create landing and lake, and
+    return the settings and store every Dagster resource in the test will see."""
+    from lakehouse.objectstore import open_object_store
+
+    def make(routes_yaml: str | None = None) -> tuple[Settings, Any]:
+        monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(settings.data_dir))
+        monkeypatch.setenv("LAKEWIRE_NATS_URL", str(settings.nats_url))
+        if routes_yaml is not None:
+            routes = tmp_path / "routes.yaml"
+            routes.write_text(routes_yaml)
+            monkeypatch.setenv("LAKEWIRE_ROUTES_FILE", str(routes))
+        s = Settings()
+        store = open_object_store(s)
+        for bucket in ("landing", "lake"):
+            store.create_bucket(bucket)
+        return s, store
+
+    return make

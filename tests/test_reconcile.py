@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from dagster import build_sensor_context, instance_for_test
 
-from lakehouse.objectstore import open_object_store
 from lakehouse.routes import settings_routes
-from lakehouse.settings import Settings
 from lakehouse.tables import TableRef, open_target
 from pipelines.ingestion import ingest_batch
 from pipelines.jobs import ingest_job, reconcile_job
@@ -24,14 +22,8 @@ from tests.helpers import BIN, csv_bytes, land
 
 
 @pytest.fixture
-def env(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("LAKEWIRE_NATS_URL", str(settings.nats_url))
-    s = Settings()
-    store = open_object_store(s)
-    for b in ("landing", "lake"):
-        store.create_bucket(b)
-    return s, store
+def env(pipeline_env: Callable[[str | None], Any]) -> Any:
+    return pipeline_env(None)
 
 
 def test_object_written_without_notification_is_found_and_ingested(env: Any) -> None:

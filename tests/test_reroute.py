@@ -3,14 +3,12 @@ Dagster run, their rows leaving the wrong table by lineage, exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from dagster import DagsterEventType, instance_for_test
 
-from lakehouse.objectstore import open_object_store
 from lakehouse.routes import RoutesError
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef, open_target
@@ -35,19 +33,8 @@ routes:
 
 
 @pytest.fixture
-def env(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    for k, v in {
-        "LAKEWIRE_DATA_DIR": str(settings.data_dir),
-        "LAKEWIRE_NATS_URL": str(settings.nats_url),
-        "LAKEWIRE_ROUTES_FILE": str(routes),
-    }.items():
-        monkeypatch.setenv(k, v)
-    s = Settings()
-    store = open_object_store(s)
-    for b in ("landing", "lake"):
-        store.create_bucket(b)
+def env(pipeline_env: Callable[[str | None], Any]) -> Iterator[Any]:
+    s, store = pipeline_env(ROUTES)
     with instance_for_test() as instance:
         yield s, store, instance
 

@@ -5,7 +5,7 @@ duplicate event, a reset cursor or a re-executed run."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from dagster import (
     instance_for_test,
 )
 
-from lakehouse.objectstore import open_object_store
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion, TableRef, open_target
 from pipelines.definitions import build_definitions
@@ -43,19 +42,8 @@ routes:
 
 
 @pytest.fixture
-def env(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    for k, v in {
-        "LAKEWIRE_DATA_DIR": str(settings.data_dir),
-        "LAKEWIRE_NATS_URL": str(settings.nats_url),
-        "LAKEWIRE_ROUTES_FILE": str(routes),
-    }.items():
-        monkeypatch.setenv(k, v)
-    s = Settings()
-    store = open_object_store(s)
-    for b in ("landing", "lake"):
-        store.create_bucket(b)
+def env(pipeline_env: Callable[[str | None], Any]) -> Iterator[Any]:
+    s, store = pipeline_env(ROUTES)
     with instance_for_test() as instance:
         yield s, store, instance
 
