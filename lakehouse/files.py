@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 import polars as pl
 import pyarrow as pa
 
+from lakehouse import sql as sql_engine
 from lakehouse.objectstore import (
     BucketNotFound,
     ObjectInfo,
@@ -43,7 +44,6 @@ from lakehouse.objectstore import (
     open_object_store,
 )
 from lakehouse.settings import Settings
-from lakehouse.sql_guard import SqlError
 from lakehouse.tiers import SYSTEM_BUCKET, TierMap
 
 __all__ = [
@@ -70,8 +70,11 @@ MAX_SCANNED_KEYS = 10_000  # keys looked at for "did you mean" in a large bucket
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class TableNotFound(SqlError, LookupError):
+class TableNotFound(sql_engine.TableNotFound):
     """A table name that is not in the lake (the message names the closest ones)."""
+
+
+_MISSING_TABLE_RE = re.compile(r"table ['\"]?([\w.\"]+?)['\"]? does not exist", re.IGNORECASE)
 
 
 def default_settings() -> Settings:
@@ -332,16 +335,29 @@ class Sql:
         from lakehouse.query import query
 
         lake = self._lake
-        frame = query(sql, limit=limit, settings=lake.settings, store=lake.store)
+        try:
+            frame = query(sql, limit=limit, settings=lake.settings, store=lake.store)
+        except sql_engine.TableNotFound as exc:
+            raise _with_suggestions(exc, lake) from None
         return _result(frame, to_pandas)
 
     def query_arrow(self, sql: str, *, limit: int | None = None) -> pa.Table:
         from lakehouse.query import query_arrow
 
         lake = self._lake
-        return query_arrow(sql, limit=limit, settings=lake.settings, store=lake.store)
+        try:
+            return query_arrow(sql, limit=limit, settings=lake.settings, store=lake.store)
+        except sql_engine.TableNotFound as exc:
+            raise _with_suggestions(exc, lake) from None
 
     __call__ = query
+
+
+def _with_suggestions(exc: sql_engine.TableNotFound, lake: Lake) -> TableNotFound:
+    """The engine's missing-table error, naming the lake's closest tables."""
+    found = _MISSING_TABLE_RE.search(exc.message)
+    hint = _did_you_mean(found.group(1).replace('"', ""), lake.tables.list()) if found else ""
+    return TableNotFound(exc.message + hint, exc.line, exc.column)
 
 
 class Tables:

@@ -21,6 +21,7 @@ from lakehouse.files import Lake, TableNotFound, default_settings
 from lakehouse.objectstore import BucketNotFound, ObjectNotFound, open_object_store
 from lakehouse.settings import Settings
 from lakehouse.tables import SourceVersion, TableRef, WriteSpec, open_target
+from lakehouse.tiers import TierMap, TierRecord
 from storage_service.events import OBJECT_CREATED_PUT, BucketEvent
 from storage_service.stream import read_after_sync
 from tests.helpers import NatsServer, Service, local_settings, wait_for
@@ -144,6 +145,33 @@ def test_files_tables_and_sql_through_the_query_api(
         lake.tables.read("delta.default.order")
     with pytest.raises(TableNotFound, match=re.escape("did you mean 'delta.default.orders'")):
         lake.tables.read("iceberg.default.orders")
+    with pytest.raises(TableNotFound, match=re.escape("did you mean 'delta.default.orders'")):
+        lake.sql.query("SELECT count(*) FROM delta.default.ordrs")
+
+
+def test_files_read_an_object_lifecycle_moved_to_a_tier(
+    make_settings: Callable[..., Settings],
+) -> None:
+    lake = _lake(make_settings(), "co2-data", "archive-warm")
+    body = _frame().write_csv().encode()
+    info = lake.store.put("archive-warm", "co2-data/2019.csv", body)
+    TierMap(lake.store).put(
+        TierRecord(
+            bucket="co2-data",
+            key="2019.csv",
+            storage_class="WARM",
+            tier_bucket="archive-warm",
+            tier_key="co2-data/2019.csv",
+            size=info.size,
+            etag=info.etag,
+            last_modified=info.last_modified.isoformat(),
+        )
+    )
+    assert lake.read_csv("co2-data/2019.csv").equals(_frame())
+    assert lake.exists("co2-data/2019.csv")
+    with lake.open("co2-data/2019.csv") as fh:
+        assert fh.read() == body
+    assert "lakewire-system" not in lake.ls()  # the system bucket is not the user's
 
 
 @pytest.mark.skipif(HAS_PANDAS, reason="pandas is installed: the round trip below runs")
