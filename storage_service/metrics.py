@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNMATCHED = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -93,8 +94,9 @@ def flat_routes(routes: Iterable[BaseRoute]) -> list[Any]:
 def route_template(routes: Iterable[Any], scope: Scope) -> str:
     """The path template of the route that will answer, matched before the router runs."""
     partial = None
+    probe = dict(scope)  # matching reads the scope only; the router gets the real one
     for route in routes:
-        match, _ = route.matches(dict(scope))
+        match, _ = route.matches(probe)
         template = getattr(route, "path_format", None) or getattr(route, "path", None)
         if match == Match.FULL:
             return str(template or UNMATCHED)
@@ -119,7 +121,7 @@ class MetricsMiddleware:
         if self._flat is None:  # every route is in place by the first request
             self._flat = flat_routes(self.routes)
         route = route_template(self._flat, scope)
-        method = scope["method"]
+        method = scope["method"] if scope["method"] in METHODS else "OTHER"  # bounded labels
         counts = {"in": 0, "out": 0, "status": 500}
         start = time.perf_counter()
 
