@@ -2,8 +2,8 @@
 
 Every path is ``"bucket/key"`` (an ``s3://`` in front is accepted). Frames are polars
 DataFrames; a pandas DataFrame is accepted by the writers and returned by the readers with
-``to_pandas=True`` when pandas is installed (it is not part of the locked environment, so
-``to_pandas=True`` without it raises an ``ImportError`` saying so).
+``to_pandas=True`` when pandas is installed (it comes with the ``notebook`` extra; without it
+``to_pandas=True`` raises an ``ImportError`` saying so).
 
 All reads and writes go through the ``ObjectStore`` of the same settings as the platform, so a
 write is announced like any other writer's (the local backend's watcher; MinIO's bucket
