@@ -116,7 +116,9 @@ def test_two_concurrent_renames_one_wins_and_nothing_is_lost(live: Live) -> None
 
         with ThreadPoolExecutor(2) as pool:
             codes = list(pool.map(rename, [a, b]))
-        assert sorted(codes) == [202, 409], codes
+        # Exactly one is accepted; the other is refused while the first runs (409), or finds
+        # the source already renamed away (404) when the first finished that fast.
+        assert codes.count(202) == 1 and set(codes) - {202} <= {404, 409}, codes
         winner, loser = (a, b) if codes[0] == 202 else (b, a)
         state = live.runtime.renamer.wait(src, 60)
         assert state is not None and state.phase == "done", state
