@@ -249,3 +249,50 @@ class Service:
     @property
     def kind(self) -> str:
         return self.settings.storage_backend
+
+
+@dataclass
+class ServiceProcess:
+    """The storage service in its own process, as `lakewire up` runs it."""
+
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+
+    def client(self, timeout: float = 60) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=timeout
+        )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def service_process(tmp: Path, **env_extra: str) -> Iterator[ServiceProcess]:
+    """A nats-server and the storage service (``python -m storage_service``) on free ports,
+    data under ``tmp/data``; ``env`` points a ``lakewire`` command at them."""
+    with nats_server(tmp) as nats:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEWIRE_")}
+        env.update(
+            LAKEWIRE_DATA_DIR=str(tmp / "data"),
+            LAKEWIRE_STORAGE_PORT=str(port),
+            LAKEWIRE_HOST="127.0.0.1",
+            LAKEWIRE_NATS_URL=nats.url,
+            LAKEWIRE_API_KEY=API_KEY,
+            LAKEWIRE_WATCH_SETTLE_SECONDS="0.2",
+            **env_extra,
+        )
+        proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _healthy(url), timeout=30, what="the storage service")
+            yield ServiceProcess(url, tmp / "data", env)
+        finally:
+            proc.terminate()
+            proc.wait(10)

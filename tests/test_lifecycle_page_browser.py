@@ -3,9 +3,6 @@ real service process: templates, edit, disable, delete, and a 422 naming the rul
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,42 +15,18 @@ pytest.importorskip(
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.helpers import free_port, nats_server, wait_for
+from tests.helpers import API_KEY, service_process
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-API_KEY = "browser-lifecycle-key-0123456789abcdef"
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
 def service_url(tmp_path: Path) -> Iterator[str]:
-    with nats_server(tmp_path) as nats:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEWIRE_")}
-        env.update(
-            LAKEWIRE_DATA_DIR=str(tmp_path / "data"),
-            LAKEWIRE_STORAGE_PORT=str(port),
-            LAKEWIRE_HOST="127.0.0.1",
-            LAKEWIRE_NATS_URL=nats.url,
-            LAKEWIRE_API_KEY=API_KEY,
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: _up(url), timeout=30, what="the storage service")
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with service_process(tmp_path) as proc:
+        yield proc.url
 
 
 @pytest.fixture

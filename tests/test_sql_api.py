@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +19,12 @@ from lakehouse.objectstore import open_object_store
 from lakehouse.routes import parse_routes
 from lakehouse.settings import Settings
 from pipelines.ingestion import ingest_batch
-from tests.helpers import csv_bytes, free_port, land, nats_server, wait_for
+from tests.helpers import (
+    csv_bytes,
+    land,
+    service_process,
+)
 
-API_KEY = "sql-api-test-key-0123456789abcdef"
 SLOW = "SELECT sum(a.i * b.i) FROM range(200000) a(i), range(200000) b(i)"
 
 
@@ -50,28 +50,8 @@ def sql_service(tmp: Path, **env_extra: str) -> Iterator[tuple[httpx.Client, dic
     """The service in its own process over tables written into ``tmp/data``: a client and the
     environment that points a ``lakewire`` command at it."""
     write_tables(tmp / "data")
-    with nats_server(tmp) as nats:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEWIRE_")}
-        env.update(
-            LAKEWIRE_DATA_DIR=str(tmp / "data"),
-            LAKEWIRE_STORAGE_PORT=str(port),
-            LAKEWIRE_HOST="127.0.0.1",
-            LAKEWIRE_NATS_URL=nats.url,
-            LAKEWIRE_API_KEY=API_KEY,
-            **env_extra,
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
-        url = f"http://127.0.0.1:{port}"
-        client = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60
-        )
-        try:
-            wait_for(lambda: _up(client), timeout=30, what="the storage service")
-            yield client, env
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with service_process(tmp, **env_extra) as proc:
+        yield proc.client(), proc.env
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +62,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         _,
     ):
         yield client
-
-
-def _up(client: httpx.Client) -> bool:
-    try:
-        return client.get("/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def sql(api: httpx.Client, statement: str, **extra: Any) -> httpx.Response:

@@ -5,13 +5,9 @@ test-artifacts/."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip(
@@ -20,12 +16,11 @@ pytest.importorskip(
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.helpers import free_port, nats_server, wait_for
+from tests.helpers import API_KEY, service_process
 from tests.test_sql_api import SLOW, write_tables
 
 pytestmark = pytest.mark.browser
 
-API_KEY = "sql-browser-test-key-0123456789abcdef"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -39,36 +34,12 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("sqlpage")
     write_tables(tmp / "data", rows=250)
-    with nats_server(tmp) as nats:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEWIRE_")}
-        env.update(
-            LAKEWIRE_DATA_DIR=str(tmp / "data"),
-            LAKEWIRE_STORAGE_PORT=str(port),
-            LAKEWIRE_HOST="127.0.0.1",
-            LAKEWIRE_NATS_URL=nats.url,
-            LAKEWIRE_API_KEY=API_KEY,
-            LAKEWIRE_WATCH_SETTLE_SECONDS="0.2",
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: _up(base), timeout=30, what="the storage service")
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with service_process(tmp) as proc:
+        yield proc.url
 
 
 @pytest.fixture(scope="module")

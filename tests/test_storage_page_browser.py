@@ -7,8 +7,6 @@ Chromium the tests fail: `make browser` (part of `make test`) installs it.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ pytest.importorskip(
 
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from tests.helpers import free_port, nats_server, wait_for
+from tests.helpers import API_KEY, ServiceProcess, service_process, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -36,46 +34,20 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-API_KEY = "browser-test-key-0123456789abcdef"
 
 
 class RunningService:
-    def __init__(self, url: str, data_dir: Path) -> None:
-        self.url = url
-        self.data_dir = data_dir
-        self.api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"})
+    def __init__(self, proc: ServiceProcess) -> None:
+        self.url = proc.url
+        self.data_dir = proc.data_dir
+        self.api = proc.client()
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     """The service as `lakewire up` runs it: its own process, port and data dir."""
-    tmp = tmp_path_factory.mktemp("page")
-    with nats_server(tmp) as nats:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEWIRE_")}
-        env.update(
-            LAKEWIRE_DATA_DIR=str(tmp / "data"),
-            LAKEWIRE_STORAGE_PORT=str(port),
-            LAKEWIRE_HOST="127.0.0.1",
-            LAKEWIRE_NATS_URL=nats.url,
-            LAKEWIRE_API_KEY=API_KEY,
-            LAKEWIRE_WATCH_SETTLE_SECONDS="0.2",
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "storage_service"], env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: _up(url), timeout=30, what="the storage service")
-            yield RunningService(url, tmp / "data")
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with service_process(tmp_path_factory.mktemp("page")) as proc:
+        yield RunningService(proc)
 
 
 @pytest.fixture(scope="module")
