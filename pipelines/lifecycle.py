@@ -46,7 +46,7 @@ from lakehouse.lifecycle import (
     plan,
     utcnow,
 )
-from lakehouse.objectstore import LocalObjectStore, ObjectNotFound, ObjectStore
+from lakehouse.objectstore import ObjectNotFound, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tiers import SYSTEM_BUCKET
 from pipelines.resources import LakewireResource
@@ -58,10 +58,10 @@ def lifecycle_events(store: ObjectStore, outcome: Outcome, now: datetime) -> lis
     """The notifications an apply owes. On the local backend the watcher announces removals
     itself (it reads lifecycle's markers, so they carry ``Internal: [ILM-Expiry]``); the
     ``s3:ObjectTransition:Complete`` of a verified copy is always Lakewire's to publish."""
-    local = isinstance(store, LocalObjectStore)
+    watched = not store.native_events  # the service's watcher announces this store's changes
     out = []
     for i, (name, bucket, key, size, etag, agent) in enumerate(outcome.events):
-        if local and name.startswith("s3:ObjectRemoved:"):
+        if watched and name.startswith("s3:ObjectRemoved:"):
             continue
         out.append(
             BucketEvent(
