@@ -29,6 +29,11 @@ class BucketGate:
         self._writers: Counter[str] = Counter()
         self._held: dict[str, str] = {}  # bucket name -> what holds it alone
 
+    def writers(self, bucket: str) -> int:
+        """Writes into ``bucket`` in flight right now."""
+        with self._lock:
+            return self._writers[bucket]
+
     def busy_reason(self, bucket: str) -> str | None:
         with self._lock:
             return self._held.get(bucket)

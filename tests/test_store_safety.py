@@ -169,6 +169,8 @@ def test_bucket_with_an_upload_in_flight_is_not_deleted_or_renamed(live: Live, a
     with ThreadPoolExecutor(1) as pool:
         upload = pool.submit(live.put, "inflight", "held.bin", body)
         assert body.started.wait(30)
+        # In flight on the server's side too: it holds the bucket's gate as a writer.
+        wait_for(lambda: live.runtime.gate.writers("inflight") or None, 30, "upload in flight")
         with live.client() as c:
             if action == "delete":
                 resp = c.delete("/api/buckets/inflight", params={"confirm": "inflight"})
@@ -451,6 +453,8 @@ def test_uploads_beyond_the_limit_get_503_with_retry_after(
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(svc.put, "datasets", "slow.bin", body)
             assert body.started.wait(30)
+            # The server holds the one upload slot (not just the client having sent bytes).
+            wait_for(lambda: svc.runtime.uploads.locked() or None, 30, "the slot taken", 0.01)
             second = svc.put("datasets", "fast.bin", b"x")
             body.release.set()
             assert first.result(60).status_code == 201
