@@ -13,14 +13,12 @@ pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed (it is in the dev dependency group)"
 )
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from tests.browsers import chromium
 from tests.helpers import API_KEY, service_process
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
 @pytest.fixture
@@ -31,17 +29,11 @@ def service_url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def page(service_url: str) -> Iterator[Page]:
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            pg = browser.new_page()
-            pg.set_default_timeout(15_000)
-            pg.goto(f"{service_url}/static/lifecycle.html")
-            yield pg
-        finally:
-            browser.close()
+    with chromium() as browser:
+        pg = browser.new_page()
+        pg.set_default_timeout(15_000)
+        pg.goto(f"{service_url}/static/lifecycle.html")
+        yield pg
 
 
 def _rules(url: str) -> list[dict[str, object]]:
