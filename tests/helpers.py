@@ -148,6 +148,29 @@ class Platform:
         resp = httpx.post(f"{self.dagster_url}/graphql", json={"query": query}, timeout=10)
         return resp.json()["data"]["runsOrError"]["results"]
 
+    def ingest_runs(self) -> list[dict[str, Any]]:
+        """Runs the event sensor requested (schedules such as the reconcile sweep start others)."""
+        return [r for r in self.runs() if any(t["key"] == "lakewire/table" for t in r["tags"])]
+
+    def sensor_ticks_since(self, since: float, sensor: str = "bucket_events") -> int:
+        """Finished ticks of one sensor after a wall-clock time, as the daemon recorded them."""
+        query = (
+            "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {"
+            " ... on RepositoryLocation { repositories { sensors { name sensorState {"
+            " ticks(limit: 50) { timestamp status } } } } } } } } } }"
+        )
+        resp = httpx.post(f"{self.dagster_url}/graphql", json={"query": query}, timeout=10)
+        entries = resp.json()["data"]["workspaceOrError"]["locationEntries"]
+        return sum(
+            1
+            for entry in entries
+            for repo in (entry["locationOrLoadError"] or {}).get("repositories", [])
+            for s in repo["sensors"]
+            if s["name"] == sensor
+            for tick in s["sensorState"]["ticks"]
+            if tick["timestamp"] > since and tick["status"] != "STARTED"
+        )
+
     def settled_runs(self) -> list[dict[str, Any]] | None:
         runs = self.runs()
         if any(r["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED") for r in runs):

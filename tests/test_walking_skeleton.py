@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import time
 from pathlib import Path
 
 import nats
@@ -71,7 +72,6 @@ def test_plain_copy_into_bucket_folder_is_ingested(platform: Platform, tmp_path:
     with target.open("wb") as fh:
         fh.write(body[: len(body) // 2])
         fh.flush()
-        import time
 
         time.sleep(0.1)
         fh.write(body[len(body) // 2 :])
@@ -83,20 +83,19 @@ def test_restart_keeps_table_runs_and_stream_and_replays_nothing(
 ) -> None:
     wait_for(lambda: platform.settled_runs(), 60, "runs to settle", 1)
     before_rows = platform.count("delta.default.orders")
-    before_runs = len(platform.runs())
+    before_runs = len(platform.ingest_runs())
     before_msgs = _stream_messages(platform)
     assert before_rows and before_runs and before_msgs
 
     platform.lakewire("down")
+    restarted = time.time()
     platform.lakewire("up", "--detach")
 
     assert platform.count("delta.default.orders") == before_rows
     assert _stream_messages(platform) == before_msgs
-    # Give the sensor several ticks: a replayed event would start a run.
-    import time
-
-    time.sleep(12)
-    assert len(platform.runs()) == before_runs
+    # Three finished sensor ticks after the restart: a replayed event would have started a run.
+    wait_for(lambda: platform.sensor_ticks_since(restarted) >= 3, 90, "three sensor ticks", 1)
+    assert len(platform.ingest_runs()) == before_runs
     assert platform.count("delta.default.orders") == before_rows
 
     extra = write_csv(tmp_path / "after.csv", 10, start=5000)
