@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         description="Queue target that bucket notification rules are applied to on S3 (MinIO's "
         "NATS target by default).",
     )
+    unrouted_refresh_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the storage service re-counts the objects no route takes in the "
+        "buckets routes watch (bucket cards, lakewire status).",
+    )
     s3_stats_refresh_seconds: float = Field(
         default=300.0,
         description="S3 backend: how often bucket statistics are re-counted from a listing; "
