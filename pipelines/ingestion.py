@@ -26,6 +26,7 @@ from lakehouse.formats import (
     BadObject,
     ObjectReader,
     ReadResult,
+    column_name,
     fit,
     schema_changes,
     target_schema,
@@ -174,6 +175,7 @@ def _reader(settings: Settings, route: Route, target: TableTarget) -> ObjectRead
         dtypes=route.dtypes,
         normalize=options.normalize_columns if naming is None else naming == "snake_case",
         inflate_limit=settings.ingest_stream_threshold_bytes,
+        renamed_columns=route.evolution.renamed_columns,
     )
 
 
@@ -305,8 +307,20 @@ def _commit(
         report.ingested = [i.src.uri for i in loaded]
         report.rows = sum(_height(i) for i in loaded)
         report.schema = schema
-        report.schema_changes = schema_changes(table_schema, schema)
+        report.schema_changes = schema_changes(table_schema, schema) + _renamed(route, loaded)
         return
+
+
+def _renamed(route: Route, loaded: list[_Loaded]) -> list[str]:
+    """The route's declared renames this batch applied (an object still using the old name)."""
+    declared = route.evolution.renamed_columns
+    seen = {
+        (header, table)
+        for item in loaded
+        for table, header in item.columns.items()
+        if declared.get(header, declared.get(column_name(header))) == table and header != table
+    }
+    return [f"renamed column {old} -> {new}" for old, new in sorted(seen)]
 
 
 def _height(item: _Loaded) -> int:
