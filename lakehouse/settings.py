@@ -185,6 +185,12 @@ class Settings(BaseSettings):
         "at most every 5 s whatever this says; asking for less than 5 makes every loop evaluate "
         "instead of every other one when a tick lands just short of the interval.",
     )
+    dagster_postgres_url: SecretStr | None = Field(
+        default=None,
+        description="Embedded platform: keep Dagster's runs, events and schedules in this "
+        "Postgres database (postgresql+psycopg2://user:password@host:port/db) instead of SQLite "
+        "under the data dir, as the compose platform does.",
+    )
     dagster_webserver: str | None = Field(
         default=None,
         description="host:port of the Dagster webserver the dispatcher launches runs through "
