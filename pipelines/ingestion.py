@@ -295,7 +295,7 @@ def _commit(
             continue
         failed: list[_Loaded] = []
         try:
-            report.table_version = _write(route, target, loaded, schema, failed, settings)
+            report.table_version = _write(route, target, loaded, schema, failed, settings, run_id)
         except Exception as exc:
             if not failed:
                 raise
@@ -334,6 +334,7 @@ def _write(
     schema: pl.Schema,
     failed: list[_Loaded],
     settings: Settings,
+    run_id: str,
 ) -> int | None:
     spec = route.write_spec
     arrow = with_original_names(arrow_schema(schema), (i.columns for i in loaded))
@@ -348,7 +349,7 @@ def _write(
         reader = pa.RecordBatchReader.from_batches(
             arrow, _batches(loaded, schema, arrow, failed, settings.ingest_stream_chunk_rows)
         )
-    return target.write(reader, [i.src for i in loaded], spec, partitions)
+    return target.write(reader, [i.src for i in loaded], spec, partitions, run_id)
 
 
 def _collect(item: _Loaded, schema: pl.Schema, failed: list[_Loaded]) -> pl.DataFrame:
