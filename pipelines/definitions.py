@@ -17,11 +17,14 @@ from pipelines.assets import (
     table_assets,
     table_routes,
 )
+from pipelines.co2_pipeline import co2_assets
+from pipelines.io_managers import storage_io_managers
 from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.lifecycle import build_rules_sensor, lifecycle_job, lifecycle_schedules
 from pipelines.maintenance import maintenance_job, maintenance_schedules
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
+from pipelines.user_modules import load_user_modules
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,8 @@ def build_definitions(settings: Settings) -> Definitions:
         schedules += lifecycle_schedules(settings, open_object_store(settings))
     except Exception as exc:  # the store may be down at load; schedules appear at the next reload
         log.warning("could not read lifecycle rules: %s", exc)
-    return Definitions(
-        assets=table_assets(tables),
+    platform = Definitions(
+        assets=[*table_assets(tables), *co2_assets],
         asset_checks=[*build_quarantine_checks(tables), *build_trino_checks(tables)],
         jobs=[ingest_job, reconcile_job, lifecycle_job, maintenance_job],
         sensors=[build_event_sensor(settings.sensor_interval_seconds), build_rules_sensor()],
@@ -62,8 +65,9 @@ def build_definitions(settings: Settings) -> Definitions:
             ),
             *schedules,
         ],
-        resources={"lakewire": LakewireResource()},
+        resources={"lakewire": LakewireResource(), **storage_io_managers()},
     )
+    return Definitions.merge(platform, *load_user_modules(settings.pipeline_modules).definitions)
 
 
 defs = build_definitions(Settings())

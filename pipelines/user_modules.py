@@ -1,0 +1,46 @@
+"""Users' own pipeline modules, loaded into the platform's code location by name.
+
+Listing a module in ``LAKEWIRE_PIPELINE_MODULES`` is all it takes (docs/pipelines.md): its
+assets then run with the platform's resources (``lakewire``, the Object Storage IO managers)
+and can depend on the ingested tables by their asset keys, so lineage runs from the landing
+objects to the user's results in one graph. A module that fails to import is reported and left
+out; it must not take the ingestion sensor down with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+
+from dagster import Definitions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UserModules:
+    definitions: list[Definitions] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def load_user_modules(names: list[str]) -> UserModules:
+    """Each module's ``defs`` (a ``dagster.Definitions``); failures by module name."""
+    out = UserModules()
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:
+            out.errors[name] = f"cannot import pipeline module '{name}': {exc!r}"
+            continue
+        defs = getattr(module, "defs", None)
+        if not isinstance(defs, Definitions):
+            out.errors[name] = (
+                f"pipeline module '{name}' has no `defs = dagster.Definitions(...)` "
+                f"(found {type(defs).__name__})"
+            )
+            continue
+        out.definitions.append(defs)
+    for reason in out.errors.values():
+        log.error("%s", reason)
+    return out
