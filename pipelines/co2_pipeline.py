@@ -78,7 +78,9 @@ def fit_loglog(frame: pl.DataFrame, x: str, y: str) -> dict[str, Any]:
     if logs["x"].n_unique() < 2:
         raise ValueError(f"need at least two distinct {x} values to fit, got {logs.height} rows")
     slope, mean_x, mean_y = logs.select(
-        pl.cov("x", "y") / pl.col("x").var(), pl.col("x").mean(), pl.col("y").mean()
+        (pl.cov("x", "y") / pl.col("x").var()).alias("slope"),
+        pl.col("x").mean().alias("mean_x"),
+        pl.col("y").mean().alias("mean_y"),
     ).row(0)
     return {
         "kind": "log-log linear",

@@ -1,0 +1,204 @@
+"""The example pipeline and the Object Storage IO manager, materialized by Dagster in-process
+against real stores: the local backend and S3 on SeaweedFS (``make_settings``)."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pytest
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DailyPartitionsDefinition,
+    Definitions,
+    asset,
+    materialize,
+)
+
+from lakehouse import samples
+from lakehouse.files import Lake
+from lakehouse.objectstore import ObjectNotFound, open_object_store
+from lakehouse.settings import Settings
+from pipelines.co2_pipeline import SUMMARY_TABLE, co2_assets
+from pipelines.definitions import build_definitions
+from pipelines.io_managers import storage_io_managers
+from pipelines.resources import LakewireResource
+
+
+def _use(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Lake:
+    """The settings as the environment a code location reads, and every default bucket."""
+    access, secret = settings.s3_access_key, settings.s3_secret_key
+    for name, value in {
+        "DATA_DIR": str(settings.data_dir),
+        "STORAGE_BACKEND": settings.storage_backend,
+        "S3_ENDPOINT": settings.s3_endpoint,
+        "S3_ACCESS_KEY": access.get_secret_value() if access else None,
+        "S3_SECRET_KEY": secret.get_secret_value() if secret else None,
+    }.items():
+        if value is None:
+            monkeypatch.delenv(f"LAKEWIRE_{name}", raising=False)
+        else:
+            monkeypatch.setenv(f"LAKEWIRE_{name}", value)
+    store = open_object_store(settings)
+    for bucket in settings.default_buckets:
+        if not store.bucket_exists(bucket):
+            store.create_bucket(bucket)
+    return Lake(settings, store)
+
+
+def _resources() -> dict[str, object]:
+    return {"lakewire": LakewireResource(), **storage_io_managers()}
+
+
+def test_example_pipeline_puts_dataset_model_and_table_in_the_buckets(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _use(make_settings(), monkeypatch)
+    raw = samples.co2_emissions()
+    lake.write_csv(raw, "co2-data/emissions/co2.csv")
+
+    assert materialize(co2_assets, resources=_resources()).success
+
+    # The intermediate in `dagster`, the cleaned dataset in `datasets`, the model in `models`.
+    assert lake.ls("dagster/co2/") == ["dagster/co2/emissions_raw.parquet"]
+    assert lake.read_parquet("dagster/co2/emissions_raw.parquet").height == raw.height
+    clean = lake.read_parquet("datasets/co2/emissions_clean.parquet")
+    assert "World" not in clean["country"].to_list()
+    assert clean.select(pl.col("co2").null_count()).item() == 0
+    assert clean.select("iso_code", "year").is_duplicated().sum() == 0
+    expected = raw.filter(pl.col("iso_code").is_not_null()).drop_nulls("co2").unique()
+    assert clean.height == expected.height
+    assert lake.ls("models/co2/") == ["models/co2/evaluation.parquet", "models/co2/model.pkl"]
+    with lake.open("models/co2/model.pkl") as fh:
+        model = pickle.load(fh)  # a dict of numbers: no pipelines code needed to load it
+    assert model["slope"] == pytest.approx(samples.CO2_GDP_ELASTICITY, abs=0.05)
+    evaluation = lake.read_parquet("models/co2/evaluation.parquet").row(0, named=True)
+    assert evaluation["r2_log"] > 0.9 and evaluation["mape"] < 0.25
+    assert evaluation["test_rows"] == clean.filter(pl.col("year") >= 2018).height
+
+    # The summary is a Delta table SQL finds by name.
+    assert SUMMARY_TABLE.qualified in lake.tables.list()
+    top = lake.sql.query(
+        f"SELECT iso_code, co2_total_mt FROM {SUMMARY_TABLE.qualified} ORDER BY co2_total_mt DESC"
+    )
+    assert top.height == clean["iso_code"].n_unique() == 12
+    usa = clean.filter(pl.col("iso_code") == "USA")["co2"].sum()
+    assert top.row(0) == ("USA", pytest.approx(usa))
+
+
+def test_the_example_is_in_the_code_location_with_lineage_from_the_exports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(tmp_path / "data"))
+    graph = build_definitions(Settings()).resolve_asset_graph()
+    model = AssetKey(["co2", "model"])
+    assert graph.get_ancestor_asset_keys(model) == {
+        AssetKey(["co2-data", "emissions"]),
+        AssetKey(["co2", "emissions_raw"]),
+        AssetKey(["co2", "emissions_clean"]),
+    }
+    assert AssetKey(["delta", "default", "co2_by_country"]) in graph.get_all_asset_keys()
+
+
+def test_io_manager_keys_frames_models_and_partitions_by_asset_key(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _use(make_settings(), monkeypatch)
+
+    @asset(key_prefix="demo")
+    def frame() -> pl.DataFrame:
+        return pl.DataFrame({"x": [1, 2, 3]})
+
+    @asset(key_prefix="demo")
+    def as_pandas(frame: pd.DataFrame) -> pd.DataFrame:  # the reader hands over what is asked
+        assert isinstance(frame, pd.DataFrame)
+        return frame.assign(y=frame["x"] * 2)
+
+    @asset(key_prefix="demo", io_manager_key="results_io_manager")
+    def stats(as_pandas: pl.DataFrame) -> dict[str, int]:
+        return {"rows": as_pandas.height, "y_sum": int(as_pandas["y"].sum())}
+
+    @asset(key_prefix="demo", partitions_def=DailyPartitionsDefinition("2024-05-01"))
+    def daily() -> pl.DataFrame:
+        return pl.DataFrame({"n": [1]})
+
+    assert materialize([frame, as_pandas, stats], resources=_resources()).success
+    assert materialize([daily], resources=_resources(), partition_key="2024-05-02").success
+
+    assert lake.ls("dagster/demo/", recursive=True) == [
+        "dagster/demo/as_pandas.parquet",
+        "dagster/demo/daily/2024-05-02.parquet",
+        "dagster/demo/frame.parquet",
+    ]
+    assert lake.read_parquet("dagster/demo/as_pandas.parquet")["y"].to_list() == [2, 4, 6]
+    with lake.open("results/demo/stats.pkl") as fh:
+        assert pickle.load(fh) == {"rows": 3, "y_sum": 12}
+
+
+def test_io_manager_names_the_missing_object_of_an_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _use(Settings(data_dir=tmp_path / "data"), monkeypatch)
+    lake.write_csv(samples.co2_emissions(), "co2-data/emissions/co2.csv")
+    clean = AssetSelection.assets(AssetKey(["co2", "emissions_clean"]))
+    with pytest.raises(
+        ObjectNotFound,
+        match=r"asset co2/emissions_raw has no stored value: neither "
+        r"dagster/co2/emissions_raw\.parquet nor dagster/co2/emissions_raw\.pkl",
+    ):
+        materialize(co2_assets, selection=clean, resources=_resources())
+
+
+USER_MODULE = """
+import polars as pl
+from dagster import AssetIn, Definitions, asset
+
+
+@asset(key=["mine", "top_emitters"], ins={"clean": AssetIn(key=["co2", "emissions_clean"])},
+       io_manager_key="results_io_manager")
+def top_emitters(clean: pl.DataFrame) -> pl.DataFrame:
+    return clean.group_by("iso_code").agg(pl.col("co2").sum()).sort("co2").tail(3)
+
+
+defs = Definitions(assets=[top_emitters])
+"""
+
+
+def test_a_users_module_joins_the_code_location_and_a_broken_one_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    lake = _use(Settings(data_dir=tmp_path / "data"), monkeypatch)
+    (tmp_path / "my_pipelines.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = Settings(pipeline_modules=["my_pipelines", "no_such_pipelines"])
+
+    with caplog.at_level(logging.ERROR):
+        defs = build_definitions(settings)
+    assert "cannot import pipeline module 'no_such_pipelines'" in caplog.text
+    mine = AssetKey(["mine", "top_emitters"])
+    graph = defs.resolve_asset_graph()
+    assert AssetKey(["co2", "emissions_clean"]) in graph.get_ancestor_asset_keys(mine)
+
+    lake.write_parquet(samples.co2_emissions().drop_nulls(), "datasets/co2/emissions_clean.parquet")
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(asset_selection=[mine]).success
+    top = lake.read_parquet("results/mine/top_emitters.parquet")
+    assert top["iso_code"].to_list()[-1] == "USA"
+
+
+def test_a_module_without_defs_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.user_modules import load_user_modules
+
+    (tmp_path / "not_dagster.py").write_text("assets = []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    loaded = load_user_modules(["not_dagster"])
+    assert loaded.definitions == []
+    assert "has no `defs = dagster.Definitions(...)`" in loaded.errors["not_dagster"]
+    assert isinstance(Definitions.merge(*loaded.definitions), Definitions)
