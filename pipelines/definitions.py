@@ -11,6 +11,7 @@ from lakehouse.routes import RoutesError, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
 from pipelines.assets import (
+    asset_key,
     build_quarantine_checks,
     build_trino_checks,
     existing_tables,
@@ -24,7 +25,7 @@ from pipelines.lifecycle import build_rules_sensor, lifecycle_job, lifecycle_sch
 from pipelines.maintenance import maintenance_job, maintenance_schedules
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
-from pipelines.user_modules import load_user_modules
+from pipelines.user_modules import asset_keys, load_user_modules
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,15 @@ def build_definitions(settings: Settings) -> Definitions:
             existing = existing_tables(settings, open_object_store(settings), patterns)
     except Exception as exc:  # the store may be down at load; tables appear at the next reload
         log.warning("could not list existing tables: %s", exc)
-    tables = table_routes(routes, existing)
+    user = load_user_modules(settings.pipeline_modules).definitions
+    # A table a pipeline computes (the example's summary, a user's) is that pipeline's asset,
+    # not a second one declared because its Delta log exists.
+    computed = asset_keys([*co2_assets, *(a for d in user for a in d.assets or ())])
+    tables = {
+        ref: route
+        for ref, route in table_routes(routes, existing).items()
+        if asset_key(ref) not in computed
+    }
     schedules = maintenance_schedules(settings, list(tables))
     try:
         schedules += lifecycle_schedules(settings, open_object_store(settings))
@@ -67,7 +76,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         resources={"lakewire": LakewireResource(), **storage_io_managers()},
     )
-    return Definitions.merge(platform, *load_user_modules(settings.pipeline_modules).definitions)
+    return Definitions.merge(platform, *user)
 
 
 defs = build_definitions(Settings())

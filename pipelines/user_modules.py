@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from dagster import Definitions
+from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions, SourceAsset
 
 log = logging.getLogger(__name__)
 
@@ -43,4 +45,15 @@ def load_user_modules(names: list[str]) -> UserModules:
         out.definitions.append(defs)
     for reason in out.errors.values():
         log.error("%s", reason)
+    return out
+
+
+def asset_keys(assets: Iterable[Any]) -> set[AssetKey]:
+    """The keys the given assets define (specs, source assets and computed assets alike)."""
+    out: set[AssetKey] = set()
+    for a in assets:
+        if isinstance(a, AssetsDefinition):
+            out |= set(a.keys)
+        elif isinstance(a, AssetSpec | SourceAsset):
+            out.add(a.key)
     return out

@@ -24,6 +24,7 @@ from lakehouse import samples
 from lakehouse.files import Lake
 from lakehouse.objectstore import ObjectNotFound, open_object_store
 from lakehouse.settings import Settings
+from lakehouse.tables import delta_table_uri
 from pipelines.co2_pipeline import SUMMARY_TABLE, co2_assets
 from pipelines.definitions import build_definitions
 from pipelines.io_managers import storage_io_managers
@@ -94,7 +95,11 @@ def test_example_pipeline_puts_dataset_model_and_table_in_the_buckets(
 def test_the_example_is_in_the_code_location_with_lineage_from_the_exports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(tmp_path / "data"))
+    lake = _use(Settings(data_dir=tmp_path / "data"), monkeypatch)
+    # Once the summary table exists, the landing route's pattern finds it in the lake too: it
+    # stays the example's asset (a second declaration would fail the whole code location).
+    uri = delta_table_uri(lake.settings, lake.store, SUMMARY_TABLE)
+    pl.DataFrame({"iso_code": ["USA"]}).write_delta(uri)
     graph = build_definitions(Settings()).resolve_asset_graph()
     model = AssetKey(["co2", "model"])
     assert graph.get_ancestor_asset_keys(model) == {
