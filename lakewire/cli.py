@@ -579,8 +579,9 @@ def demo(
         console.print(f"created bucket {bucket}", highlight=False)
     for path, rows in result.written.items():
         console.print(f"put {path} ({rows} rows)", highlight=False)
+    with_ais = run and demo_data.ais_table_ready(settings)
     if run:
-        run_id = demo_data.run_example(settings)
+        run_id = demo_data.run_example(settings, with_ais=with_ais)
         console.print(f"example pipeline: run {run_id} ok", highlight=False)
         console.print(f"  {settings.dagster_url}/runs/{run_id}", highlight=False)
         console.print(
@@ -588,14 +589,15 @@ def demo(
             "datasets/co2/emissions_clean.parquet",
             highlight=False,
         )
+        for table in ("co2_by_country", *(["ais_vessels"] if with_ais else [])):
+            console.print(f'  lakewire sql "SELECT * FROM delta.default.{table}"', highlight=False)
+    if not with_ais:
         console.print(
-            '  lakewire sql "SELECT * FROM delta.default.co2_by_country"', highlight=False
+            "landing/ais_positions/ becomes delta.default.ais_positions once the platform's "
+            "sensor ingests it (lakewire up); then materialize the ais_example group in the "
+            "Dagster UI, or run lakewire demo again",
+            highlight=False,
         )
-    console.print(
-        "landing/ais_positions/ becomes delta.default.ais_positions once the platform's sensor "
-        "ingests it (lakewire up)",
-        highlight=False,
-    )
 
 
 # -- routes -------------------------------------------------------------------------------------

@@ -36,14 +36,11 @@ class DemoResult:
 
 
 def load_samples(settings: Settings, store: ObjectStore) -> DemoResult:
-    """Write every sample (creating a missing bucket: a data dir older than the defaults)."""
+    """Write every sample, first creating any default bucket that is missing (a data dir made
+    before the defaults grew, or one no platform has started on yet)."""
     out = DemoResult()
-    for path in SAMPLES:
-        bucket = path.split("/", 1)[0]
-        if not store.bucket_exists(bucket):
-            store.create_bucket(bucket)
-            out.created_buckets.append(bucket)
-    for bucket in ("dagster", "datasets", "models"):  # the example pipeline's outputs
+    wanted = [*settings.default_buckets, *(p.split("/", 1)[0] for p in SAMPLES)]
+    for bucket in dict.fromkeys(wanted):
         if not store.bucket_exists(bucket):
             store.create_bucket(bucket)
             out.created_buckets.append(bucket)
@@ -55,11 +52,20 @@ def load_samples(settings: Settings, store: ObjectStore) -> DemoResult:
     return out
 
 
-def run_example(settings: Settings) -> str:
-    """Materialize the CO2 example in this process on the platform's Dagster instance, so the
-    run and its assets show in the Dagster UI; returns the run id."""
+def ais_table_ready(settings: Settings) -> bool:
+    """Whether ingestion has made the AIS table the example's AIS half starts from."""
+    from pipelines.ais_pipeline import POSITIONS
+
+    return POSITIONS.qualified in Lake(settings).tables.list()
+
+
+def run_example(settings: Settings, *, with_ais: bool = False) -> str:
+    """Materialize the example (the CO2 half; the AIS half too once its table exists) in this
+    process on the platform's Dagster instance, so the run and its assets show in the Dagster
+    UI; returns the run id."""
     from dagster import DagsterInstance, materialize
 
+    from pipelines.ais_pipeline import ais_assets
     from pipelines.co2_pipeline import co2_assets
     from pipelines.io_managers import storage_io_managers
     from pipelines.resources import LakewireResource
@@ -67,7 +73,7 @@ def run_example(settings: Settings) -> str:
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     result = materialize(
-        co2_assets,
+        [*co2_assets, *(ais_assets if with_ais else [])],
         instance=DagsterInstance.get(),
         resources={"lakewire": LakewireResource(), **storage_io_managers()},
         tags={"lakewire/demo": "co2"},

@@ -10,6 +10,7 @@ from lakehouse.objectstore import open_object_store
 from lakehouse.routes import RoutesError, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
+from pipelines.ais_pipeline import ais_assets
 from pipelines.assets import (
     asset_key,
     build_quarantine_checks,
@@ -48,7 +49,8 @@ def build_definitions(settings: Settings) -> Definitions:
     user = load_user_modules(settings.pipeline_modules).definitions
     # A table a pipeline computes (the example's summary, a user's) is that pipeline's asset,
     # not a second one declared because its Delta log exists.
-    computed = asset_keys([*co2_assets, *(a for d in user for a in d.assets or ())])
+    examples = [*co2_assets, *ais_assets]
+    computed = asset_keys([*examples, *(a for d in user for a in d.assets or ())])
     tables = {
         ref: route
         for ref, route in table_routes(routes, existing).items()
@@ -60,7 +62,7 @@ def build_definitions(settings: Settings) -> Definitions:
     except Exception as exc:  # the store may be down at load; schedules appear at the next reload
         log.warning("could not read lifecycle rules: %s", exc)
     platform = Definitions(
-        assets=[*table_assets(tables), *co2_assets],
+        assets=[*table_assets(tables), *examples],
         asset_checks=[*build_quarantine_checks(tables), *build_trino_checks(tables)],
         jobs=[ingest_job, reconcile_job, lifecycle_job, maintenance_job],
         sensors=[build_event_sensor(settings.sensor_interval_seconds), build_rules_sensor()],

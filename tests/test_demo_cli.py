@@ -51,6 +51,19 @@ def test_demo_fills_the_buckets_and_runs_the_example_on_the_platforms_instance(
     run = instance.get_run_by_id(run_id)
     assert run is not None and run.is_success
     assert instance.get_latest_materialization_event(AssetKey(["co2", "model"])) is not None
+    assert "then materialize the ais_example group" in result.output
+
+    # Once ingestion has made the AIS table (written here as it would), demo runs that half too.
+    landed = lake.read_csv("landing/ais_positions/2024-05-01.csv", try_parse_dates=True)
+    landed.write_delta(lake.store.url("lake", "default/ais_positions"))
+    again = CliRunner().invoke(app, ["demo"])
+    assert again.exit_code == 0, again.output
+    assert 'lakewire sql "SELECT * FROM delta.default.ais_vessels"' in again.output
+    vessels = lake.sql.query(
+        "SELECT count(*) AS n, sum(voyages) AS v FROM delta.default.ais_vessels"
+    )
+    assert vessels.row(0) == (8, 8)
+    assert lake.exists("results/ais/voyages.parquet")
 
 
 def test_demo_again_writes_the_same_bytes(settings: Settings) -> None:

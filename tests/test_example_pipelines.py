@@ -1,5 +1,6 @@
-"""The example pipeline and the Object Storage IO manager, materialized by Dagster in-process
-against real stores: the local backend and S3 on SeaweedFS (``make_settings``)."""
+"""The example pipelines (CO2 from objects, AIS from an ingested table) and the Object Storage
+IO manager, materialized by Dagster in-process against real stores: the local backend and S3
+on SeaweedFS (``make_settings``), real Delta tables."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from dagster import (
 )
 
 from lakehouse import samples
-from lakehouse.files import Lake
+from lakehouse.files import Lake, TableNotFound
 from lakehouse.objectstore import ObjectNotFound, open_object_store
 from lakehouse.settings import Settings
 from lakehouse.tables import delta_table_uri
+from pipelines.ais_pipeline import POSITIONS, VESSELS, ais_assets
 from pipelines.co2_pipeline import SUMMARY_TABLE, co2_assets
 from pipelines.definitions import build_definitions
 from pipelines.io_managers import storage_io_managers
@@ -92,6 +94,58 @@ def test_example_pipeline_puts_dataset_model_and_table_in_the_buckets(
     assert top.row(0) == ("USA", pytest.approx(usa))
 
 
+@pytest.mark.parametrize("timestamps", ["typed", "text"])
+def test_ais_example_turns_the_ingested_table_into_voyages_and_a_vessel_table(
+    timestamps: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _use(Settings(data_dir=tmp_path / "data"), monkeypatch)
+    positions = samples.ais_positions()
+    # A vessel silent for two hours starts a second voyage.
+    first = positions["mmsi"][0]
+    late = positions.filter(pl.col("mmsi") == first).tail(10)
+    positions = pl.concat(
+        [
+            positions.filter(pl.col("mmsi") != first),
+            positions.filter(pl.col("mmsi") == first).head(50),
+            late.with_columns(pl.col("timestamp") + pl.duration(hours=2)),
+        ]
+    )
+    # Ingestion types ISO timestamps by default; a route with try_parse_dates off keeps text.
+    as_ingested = positions
+    if timestamps == "text":
+        text = pl.col("timestamp").dt.to_string("%Y-%m-%dT%H:%M:%S%z")
+        as_ingested = positions.with_columns(text)
+    as_ingested.write_delta(delta_table_uri(lake.settings, lake.store, POSITIONS))
+
+    assert materialize(ais_assets, resources=_resources()).success
+
+    voyages = lake.read_parquet("results/ais/voyages.parquet")
+    assert voyages.height == 9 and voyages["reports"].sum() == positions.height
+    assert voyages.filter(pl.col("mmsi") == first)["reports"].to_list() == [50, 10]
+    # Each report moves a vessel sog/60 nm on its course: a voyage of n reports sails about
+    # (n - 1) minutes at its mean speed.
+    for row in voyages.filter(pl.col("mmsi") != first).iter_rows(named=True):
+        expected = (row["reports"] - 1) / 60 * row["mean_sog"]
+        assert row["distance_nm"] == pytest.approx(expected, rel=0.05)
+    vessels = lake.sql.query(f"SELECT mmsi, voyages, distance_nm FROM {VESSELS.qualified}")
+    assert vessels.height == 8
+    assert vessels.filter(pl.col("mmsi") == first)["voyages"].item() == 2
+    assert vessels["distance_nm"].sum() == pytest.approx(voyages["distance_nm"].sum())
+
+
+def test_ais_example_without_the_table_names_the_closest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _use(Settings(data_dir=tmp_path / "data"), monkeypatch)
+    samples.ais_positions().write_delta(lake.store.url("lake", "default/ais_position"))
+    with pytest.raises(
+        TableNotFound,
+        match=r"'delta.default.ais_positions' does not exist; did "
+        r"you mean 'delta.default.ais_position'",
+    ):
+        materialize(ais_assets, resources=_resources())
+
+
 def test_the_example_is_in_the_code_location_with_lineage_from_the_exports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,7 +154,13 @@ def test_the_example_is_in_the_code_location_with_lineage_from_the_exports(
     # stays the example's asset (a second declaration would fail the whole code location).
     uri = delta_table_uri(lake.settings, lake.store, SUMMARY_TABLE)
     pl.DataFrame({"iso_code": ["USA"]}).write_delta(uri)
+    samples.ais_positions().write_delta(delta_table_uri(lake.settings, lake.store, POSITIONS))
     graph = build_definitions(Settings()).resolve_asset_graph()
+    # The AIS half starts from the ingested table, declared by the landing route's pattern.
+    assert graph.get_ancestor_asset_keys(AssetKey(["delta", "default", "ais_vessels"])) == {
+        AssetKey(["delta", "default", "ais_positions"]),
+        AssetKey(["ais", "voyages"]),
+    }
     model = AssetKey(["co2", "model"])
     assert graph.get_ancestor_asset_keys(model) == {
         AssetKey(["co2-data", "emissions"]),
