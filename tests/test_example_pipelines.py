@@ -267,3 +267,24 @@ def test_a_module_without_defs_is_refused_by_name(
     assert loaded.definitions == []
     assert "has no `defs = dagster.Definitions(...)`" in loaded.errors["not_dagster"]
     assert isinstance(Definitions.merge(*loaded.definitions), Definitions)
+
+
+def test_bad_exports_and_degenerate_fits_are_refused_by_name() -> None:
+    from pipelines.ais_pipeline import voyages
+    from pipelines.co2_pipeline import clean_emissions, evaluate, fit_loglog
+
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['iso_code', 'population', 'gdp'"):
+        clean_emissions(pl.DataFrame({"country": ["DE"], "year": [2020], "co2": [1.0]}))
+    one_x = pl.DataFrame({"gdp_per_capita": [10.0, 10.0], "co2_per_capita": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="two distinct gdp_per_capita values"):
+        fit_loglog(one_x, "gdp_per_capita", "co2_per_capita")
+    model = fit_loglog(
+        pl.DataFrame({"gdp_per_capita": [1.0, 10.0], "co2_per_capita": [1.0, 10.0]}),
+        "gdp_per_capita",
+        "co2_per_capita",
+    )
+    assert model["slope"] == pytest.approx(1.0) and model["intercept"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="no rows from 2018 on"):
+        evaluate(model, one_x.clear())
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['sog'\]"):
+        voyages(samples.ais_positions().drop("sog"))
