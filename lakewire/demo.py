@@ -17,6 +17,7 @@ from lakehouse import samples
 from lakehouse.files import Lake
 from lakehouse.objectstore import ObjectStore
 from lakehouse.settings import Settings
+from lakewire.dagster_home import write_dagster_home
 
 # bucket/key -> the sample written there. The landing copy is what the ingestion sensor turns
 # into a table (delta.default.ais_positions) through the built-in catch-all route.
@@ -71,11 +72,14 @@ def run_example(settings: Settings, *, with_ais: bool = False) -> str:
     from pipelines.resources import LakewireResource
 
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (settings.dagster_home / "dagster.yaml").exists():  # no platform started here yet
+        write_dagster_home(settings)  # the instance `lakewire up` will use, not a default one
     result = materialize(
         [*co2_assets, *(ais_assets if with_ais else [])],
         instance=DagsterInstance.get(),
         resources={"lakewire": LakewireResource(), **storage_io_managers()},
         tags={"lakewire/demo": "co2"},
+        # The run's events are in the Dagster UI; the terminal gets only problems.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     return result.run_id
