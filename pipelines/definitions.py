@@ -26,7 +26,7 @@ from pipelines.lifecycle import build_rules_sensor, lifecycle_job, lifecycle_sch
 from pipelines.maintenance import maintenance_job, maintenance_schedules
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
-from pipelines.user_modules import asset_keys, load_user_modules
+from pipelines.user_modules import asset_keys, load_user_modules, merge_user_modules
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,13 @@ def build_definitions(settings: Settings) -> Definitions:
             existing = existing_tables(settings, open_object_store(settings), patterns)
     except Exception as exc:  # the store may be down at load; tables appear at the next reload
         log.warning("could not list existing tables: %s", exc)
-    user = load_user_modules(settings.pipeline_modules).definitions
+    user = load_user_modules(settings.pipeline_modules)
     # A table a pipeline computes (the example's summary, a user's) is that pipeline's asset,
     # not a second one declared because its Delta log exists.
     examples = [*co2_assets, *ais_assets]
-    computed = asset_keys([*examples, *(a for d in user for a in d.assets or ())])
+    computed = asset_keys(
+        [*examples, *(a for d in user.definitions.values() for a in d.assets or ())]
+    )
     tables = {
         ref: route
         for ref, route in table_routes(routes, existing).items()
@@ -78,7 +80,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         resources={"lakewire": LakewireResource(), **storage_io_managers()},
     )
-    return Definitions.merge(platform, *user)
+    return merge_user_modules(platform, user)
 
 
 defs = build_definitions(Settings())

@@ -15,14 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions, SourceAsset
+from dagster import AssetKey, AssetsDefinition, AssetSpec, DagsterError, Definitions, SourceAsset
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class UserModules:
-    definitions: list[Definitions] = field(default_factory=list)
+    definitions: dict[str, Definitions] = field(default_factory=dict)  # by module name
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -42,7 +42,7 @@ def load_user_modules(names: list[str]) -> UserModules:
                 f"(found {type(defs).__name__})"
             )
             continue
-        out.definitions.append(defs)
+        out.definitions[name] = defs
     for reason in out.errors.values():
         log.error("%s", reason)
     return out
@@ -57,3 +57,19 @@ def asset_keys(assets: Iterable[Any]) -> set[AssetKey]:
         elif isinstance(a, AssetSpec | SourceAsset):
             out.add(a.key)
     return out
+
+
+def merge_user_modules(platform: Definitions, user: UserModules) -> Definitions:
+    """The platform's definitions plus each module's that fits: one that redefines a resource
+    key or an asset key already taken is left out (its reason logged and kept in ``errors``)."""
+    merged = platform
+    for name, defs in user.definitions.items():
+        try:
+            candidate = Definitions.merge(merged, defs)
+            candidate.get_repository_def()  # a key defined twice surfaces here, not at load
+        except DagsterError as exc:
+            user.errors[name] = f"pipeline module '{name}' left out: {exc}"
+            log.error("%s", user.errors[name])
+            continue
+        merged = candidate
+    return merged

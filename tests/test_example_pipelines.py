@@ -16,7 +16,6 @@ from dagster import (
     AssetKey,
     AssetSelection,
     DailyPartitionsDefinition,
-    Definitions,
     asset,
     materialize,
 )
@@ -264,9 +263,8 @@ def test_a_module_without_defs_is_refused_by_name(
     (tmp_path / "not_dagster.py").write_text("assets = []\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     loaded = load_user_modules(["not_dagster"])
-    assert loaded.definitions == []
+    assert loaded.definitions == {}
     assert "has no `defs = dagster.Definitions(...)`" in loaded.errors["not_dagster"]
-    assert isinstance(Definitions.merge(*loaded.definitions), Definitions)
 
 
 def test_bad_exports_and_degenerate_fits_are_refused_by_name() -> None:
@@ -288,3 +286,31 @@ def test_bad_exports_and_degenerate_fits_are_refused_by_name() -> None:
         evaluate(model, one_x.clear())
     with pytest.raises(ValueError, match=r"lack column\(s\) \['sog'\]"):
         voyages(samples.ais_positions().drop("sog"))
+
+
+CLASHING_MODULE = """
+from dagster import Definitions, asset
+from pipelines.io_managers import ObjectStoreIOManager
+
+
+@asset(key=["mine", "numbers"])
+def numbers() -> list[int]:
+    return [1, 2, 3]
+
+
+defs = Definitions(assets=[numbers], resources={"io_manager": ObjectStoreIOManager(bucket="x")})
+"""
+
+
+def test_a_module_redefining_a_platform_resource_is_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "clashing_pipelines.py").write_text(CLASHING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with caplog.at_level(logging.ERROR):
+        defs = build_definitions(Settings(pipeline_modules=["clashing_pipelines"]))
+    assert "pipeline module 'clashing_pipelines' left out" in caplog.text
+    assert "'io_manager'" in caplog.text
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    assert AssetKey(["co2", "model"]) in keys and AssetKey(["mine", "numbers"]) not in keys
