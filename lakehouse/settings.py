@@ -230,6 +230,11 @@ class Settings(BaseSettings):
         "still have their event in flight.",
     )
     reconcile_cron: str = "*/10 * * * *"
+    pipeline_modules: list[str] = Field(
+        default=[],
+        description="Users' Dagster modules (importable names, each with a `defs`) that the "
+        "code location loads beside its own (docs/pipelines.md).",
+    )
     iceberg_rest_uri: str | None = Field(
         default=None,
         description="Iceberg REST catalog (platform); unset means the SQLite catalog in state.",
