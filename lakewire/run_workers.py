@@ -9,7 +9,9 @@ cancellation thread and the worker-pid engine event the health check reads are D
 
 The code location itself (``pipelines.definitions``: the routes and tables it reads when it
 loads) is left out of the warm imports, so each run loads the current definitions, as a fresh
-worker would; only library code is shared. The server stays single-threaded so forking is safe.
+worker would; only library code is shared. Code installed while the platform runs reaches run
+workers after ``lakewire down`` and ``up``, as it reaches every other service. The server stays
+single-threaded so forking is safe.
 
 Protocol (a Unix socket in the data dir): the launcher sends one JSON line
 ``{"execute_run_args": "<serialized ExecuteRunArgs>"}`` and reads ``{"pid": N}`` or
@@ -41,6 +43,9 @@ WARM_MODULES = (
     "pyarrow",
     "deltalake",
     "pyiceberg.catalog.sql",
+    "lakehouse.delta",
+    "lakehouse.iceberg",
+    "pipelines.ingestion",
     "pipelines.jobs",
     "pipelines.assets",
     "pipelines.lifecycle",
