@@ -1040,5 +1040,13 @@ def maintain_expire(
     _maintain("expire_snapshots", table, retention_hours=retention_hours, force=force)
 
 
+@maintain_app.command("remove-orphans")
+def maintain_remove_orphans(
+    table: TableArg, retention_hours: RetentionOption = None, force: ForceOption = False
+) -> None:
+    """Delete files under an Iceberg table that nothing references, older than the retention."""
+    _maintain("remove_orphan_files", table, retention_hours=retention_hours, force=force)
+
+
 if __name__ == "__main__":
     app()

@@ -9,6 +9,8 @@ snapshot expiry, as functions (the CLI's ``lakewire maintain``) and a Dagster jo
 - ``expire_snapshots``: Iceberg snapshots older than the retention (the newest is always kept).
   Each snapshot's ingestion ledger (its summary) is carried into the table property first, so
   an expired snapshot never lets a source be ingested twice.
+- ``remove_orphan_files``: files under an Iceberg table's location that nothing references
+  (snapshots, manifests, metadata), older than the same retention.
 
 Each run records files and bytes before and after as metadata of ``maintenance/<table>``.
 
@@ -175,13 +177,82 @@ def expire_snapshots(
     )
 
 
+def remove_orphan_files(
+    settings: Settings,
+    store: ObjectStore,
+    ref: TableRef,
+    retention_hours: int | None = None,
+    force: bool = False,
+) -> MaintenanceReport:
+    """Delete files under an Iceberg table's location that no snapshot, manifest or metadata
+    file references any more (a failed write's data files, what snapshot expiry let go of).
+
+    Only files older than the retention go: a file written by a commit still in flight is not
+    referenced yet either, and the same minimum retention as vacuum protects it.
+    """
+    from lakehouse.iceberg import load_table
+
+    if ref.format != "iceberg":
+        raise MaintenanceRefused(f"{ref.qualified}: orphan-file removal is for Iceberg tables")
+    least = settings.vacuum_min_retention_hours
+    hours = least if retention_hours is None else retention_hours
+    if hours < least and not force:
+        raise MaintenanceRefused(
+            f"orphan retention {hours} h is below the minimum {least} h (force to override)"
+        )
+    table = load_table(settings, store, ref)
+    if table is None:
+        raise MaintenanceRefused(f"{ref.qualified} does not exist")
+    referenced = {str(p) for p in table.inspect.all_files()["file_path"].to_pylist()}
+    referenced |= {str(p) for p in table.inspect.all_manifests()["path"].to_pylist()}
+    referenced |= {s.manifest_list for s in table.snapshots() if s.manifest_list}
+    referenced |= {table.metadata_location, *(e.metadata_file for e in table.metadata.metadata_log)}
+    referenced |= {st.statistics_path for st in table.metadata.statistics}
+    bucket = settings.lake_bucket
+    base = store.url(bucket)
+    location = table.location().rstrip("/")
+    if not location.startswith(base + "/"):
+        raise MaintenanceRefused(f"{ref.qualified} lives outside the lake bucket: {location}")
+    prefix = location.removeprefix(base + "/") + "/"
+    cutoff = datetime.now(UTC) - timedelta(hours=hours)
+    files = kept_bytes = removed = removed_bytes = 0
+    for info in list(store.iter_objects(bucket, prefix)):
+        files += 1
+        if store.url(bucket, info.key) in referenced or info.last_modified >= cutoff:
+            kept_bytes += info.size
+            continue
+        store.delete(bucket, info.key)
+        removed += 1
+        removed_bytes += info.size
+    return MaintenanceReport(
+        ref.qualified,
+        "remove_orphan_files",
+        files,
+        files - removed,
+        kept_bytes + removed_bytes,
+        kept_bytes,
+        {"removed_files": removed, "cutoff": cutoff.isoformat(), "unit": "files"},
+    )
+
+
 def maintain(
-    settings: Settings, store: ObjectStore, ref: TableRef, force: bool = False
+    settings: Settings,
+    store: ObjectStore,
+    ref: TableRef,
+    force: bool = False,
+    retention_hours: int | None = None,
 ) -> list[MaintenanceReport]:
-    """The default maintenance of a table: Delta optimize + vacuum, Iceberg snapshot expiry."""
+    """The default maintenance of a table: Delta optimize + vacuum, Iceberg snapshot expiry
+    then removal of the files nothing references any more."""
     if ref.format == "delta":
-        return [optimize(settings, store, ref), vacuum(settings, store, ref, force=force)]
-    return [expire_snapshots(settings, store, ref, force=force)]
+        return [
+            optimize(settings, store, ref),
+            vacuum(settings, store, ref, retention_hours, force=force),
+        ]
+    return [
+        expire_snapshots(settings, store, ref, retention_hours=retention_hours, force=force),
+        remove_orphan_files(settings, store, ref, retention_hours, force=force),
+    ]
 
 
 class MaintenanceConfig(DagsterConfig):
@@ -190,24 +261,17 @@ class MaintenanceConfig(DagsterConfig):
     force: bool = False
 
 
-@op(description="Compact and vacuum a Delta table, or expire an Iceberg table's snapshots.")
+@op(
+    description="Compact and vacuum a Delta table, or expire an Iceberg table's snapshots and "
+    "remove the files nothing references any more."
+)
 def maintain_table(
     context: OpExecutionContext, config: MaintenanceConfig, lakewire: LakewireResource
 ) -> None:
     settings = lakewire.settings()
     store = lakewire.object_store()
     ref = TableRef.parse(config.table)
-    if ref.format == "delta":
-        reports = [
-            optimize(settings, store, ref),
-            vacuum(settings, store, ref, config.retention_hours, force=config.force),
-        ]
-    else:
-        reports = [
-            expire_snapshots(
-                settings, store, ref, retention_hours=config.retention_hours, force=config.force
-            )
-        ]
+    reports = maintain(settings, store, ref, config.force, config.retention_hours)
     for r in reports:
         context.log.info(f"{r.table} {r.action}: files {r.files_before} -> {r.files_after}")
     first, last = reports[0], reports[-1]
