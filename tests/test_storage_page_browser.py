@@ -240,3 +240,40 @@ def test_a_watched_bucket_card_counts_the_objects_no_route_takes(
     expect(badge).to_have_text("1 unrouted object")
     assert "stray.bin" in (badge.get_attribute("title") or "")
     expect(_card(page, "results").locator(".badge.unrouted")).to_have_count(0)
+
+
+def test_bucket_settings_lifecycle_rules_from_templates(
+    page: Page, running: RunningService
+) -> None:
+    _sign_in(page)
+    page.goto(f"{running.url}/#/b/results/")
+    page.click("#settings-open")
+    rules = page.locator("#lifecycle-rules")
+    expect(rules).to_contain_text("No rules")
+    page.click("#lifecycle-add-expire")
+    row = page.locator('#lifecycle-rules tr[data-lifecycle-rule="expire-temp"]')
+    expect(row.locator(".status")).to_have_text("Enabled")
+    expect(row).to_contain_text('Expiration {"Days":30}')
+    page.click("#lifecycle-add-warm")
+    expect(
+        page.locator('#lifecycle-rules tr[data-lifecycle-rule="warm-after-90-days"]')
+    ).to_be_visible()
+    # Disable one: the stored configuration says so, the other rule is untouched.
+    row.locator("button.toggle").click()
+    expect(row.locator(".status")).to_have_text("Disabled")
+    stored = running.api.get("/api/buckets/results/lifecycle").json()["Rules"]
+    assert [(r["ID"], r["Status"]) for r in stored] == [
+        ("expire-temp", "Disabled"),
+        ("warm-after-90-days", "Enabled"),
+    ]
+    # The same template twice is refused with the rule named; nothing changes.
+    page.click("#lifecycle-add-warm")
+    expect(page.locator("#settings-error")).to_contain_text("warm-after-90-days")
+    assert len(running.api.get("/api/buckets/results/lifecycle").json()["Rules"]) == 2
+    expect(page.locator("#lifecycle-edit")).to_have_attribute(
+        "href", "/static/lifecycle.html#bucket=results"
+    )
+    for rule_id in ("expire-temp", "warm-after-90-days"):
+        page.locator(f'#lifecycle-rules tr[data-lifecycle-rule="{rule_id}"] button.remove').click()
+    expect(rules).to_contain_text("No rules")
+    assert running.api.get("/api/buckets/results/lifecycle").status_code == 404

@@ -63,8 +63,7 @@ class ApiError extends Error {
 }
 
 function detailText(detail) {
-  if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
-  return String(detail ?? "request failed");
+  return lifecycleRefusal(detail).replaceAll("\n", "; ");
 }
 
 async function api(method, path, body) {
@@ -491,8 +490,51 @@ let currentRules = [];
 async function openSettings() {
   $("settings-error").textContent = "";
   $("settings-dialog").showModal();
-  await Promise.all([loadVersioning(), loadRules()]);
+  $("lifecycle-edit").href = `/static/lifecycle.html#bucket=${enc(state.bucket)}`;
+  await Promise.all([loadVersioning(), loadRules(), loadLifecycle()]);
 }
+
+let lifecycleRules = [];
+
+async function loadLifecycle() {
+  try {
+    lifecycleRules = (await api("GET", `/api/buckets/${enc(state.bucket)}/lifecycle`)).Rules;
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    lifecycleRules = []; // no lifecycle configuration yet
+  }
+  const body = $("lifecycle-rules");
+  body.replaceChildren();
+  if (!lifecycleRules.length) {
+    body.append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No rules: objects here never expire or move.")));
+  }
+  lifecycleRules.forEach((rule, i) => {
+    const enabled = rule.Status === "Enabled";
+    body.append(el("tr", { "data-lifecycle-rule": rule.ID },
+      el("td", {}, rule.ID), el("td", { class: "status" }, rule.Status),
+      el("td", {}, lifecycleFilter(rule)), el("td", {}, lifecycleActions(rule)),
+      el("td", {},
+        el("button", { class: "btn link toggle", type: "button",
+          onclick: () => saveLifecycle(lifecycleRules.map((r, j) => (j === i
+            ? { ...r, Status: enabled ? "Disabled" : "Enabled" } : r))) }, enabled ? "Disable" : "Enable"),
+        el("button", { class: "btn link danger-text remove", type: "button",
+          onclick: () => saveLifecycle(lifecycleRules.filter((_, j) => j !== i)) }, "Remove"))));
+  });
+}
+
+async function saveLifecycle(rules) {
+  $("settings-error").textContent = "";
+  const path = `/api/buckets/${enc(state.bucket)}/lifecycle`;
+  try {
+    await (rules.length ? api("PUT", path, { Rules: rules }) : api("DELETE", path));
+    await loadLifecycle();
+  } catch (e) { $("settings-error").textContent = e.message; }
+}
+
+$("lifecycle-add-expire").addEventListener("click", () =>
+  saveLifecycle([...lifecycleRules, LIFECYCLE_TEMPLATES.expire]));
+$("lifecycle-add-warm").addEventListener("click", () =>
+  saveLifecycle([...lifecycleRules, LIFECYCLE_TEMPLATES.warm]));
 
 async function loadVersioning() {
   const v = await api("GET", `/api/buckets/${enc(state.bucket)}/versioning`);
