@@ -204,7 +204,12 @@ class Settings(BaseSettings):
     )
     sensor_max_events: int = 10_000
     sensor_max_seconds: float = 20.0
-    batch_max_objects: int = 1_000
+    batch_max_objects: int = Field(
+        default=10_000,
+        description="Objects per commit of a drain. Large: delta-rs looks up each source's "
+        "ledger entry in time that grows with the table's ledger, so ten commits of 1,000 cost "
+        "4.5x one of 10,000 (bench burst); batch_max_bytes bounds the memory either way.",
+    )
     batch_max_bytes: int = 1024**3
     routes_file: Path | None = Field(
         default=None,
