@@ -24,6 +24,7 @@ from storage_service.presign import UrlSigner, load_or_create_signing_key
 from storage_service.renames import Renamer
 from storage_service.sqs import run_sqs_drain
 from storage_service.stream import read_after
+from storage_service.tenants import TenantRegistry
 from storage_service.watcher import DirectoryWatcher
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ServiceRuntime:
     outbox: Outbox = field(init=False)
     notifications: NotificationStore = field(init=False)
     api_key: str = field(init=False)
+    tenants: TenantRegistry = field(init=False)
     catalog: BucketCatalog = field(init=False)
     renamer: Renamer = field(init=False)
     signer: UrlSigner = field(init=False)
@@ -56,6 +58,7 @@ class ServiceRuntime:
             s.state_dir / "notifications.json", default_notifications(s.landing_bucket)
         )
         self.api_key = load_or_create_api_key(s)
+        self.tenants = TenantRegistry(s, self.store)
         self.catalog = BucketCatalog(s, self.store, self.index, self.notifications)
         self.signer = UrlSigner(load_or_create_signing_key(s))
         self.gate = BucketGate()
@@ -91,9 +94,9 @@ class ServiceRuntime:
         else:
             self.catalog.record_write(bucket, key, info.size, info.etag)
 
-    def announce_delete(self, bucket: str, key: str) -> None:
+    def announce_delete(self, bucket: str, key: str, principal: str | None = None) -> None:
         if self.watcher is not None:
-            self.watcher.delete_done(bucket, key)
+            self.watcher.delete_done(bucket, key, principal)
         else:
             self.catalog.record_delete(bucket, key)
 
