@@ -108,9 +108,9 @@ def check_scopes(settings: Settings, scopes: list[str]) -> list[Grant]:
                 "(tables are reached through SQL)"
             )
         if grant.prefix:
-            validate_key(grant.prefix)
             if not grant.prefix.endswith("/"):
                 raise InvalidName(f"scope '{text}': a prefix must end with '/'")
+            validate_key(grant.prefix[:-1])
         if any(g.bucket == grant.bucket for g in grants):
             raise InvalidName(f"scope '{text}': one scope per bucket")
         grants.append(grant)

@@ -171,6 +171,7 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime, who: Caller) 
         try:
             scoped = scope_statement(statement, who.schema)
         except SqlRefused as exc:
+            request.state.denied = exc.message  # the audit record says why
             return _error(exc, 403)
         except SqlError as exc:
             return _error(exc, 400)
@@ -205,6 +206,7 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime, who: Caller) 
             408, f"the query ran longer than {settings.sql_timeout_seconds:g} s and was stopped"
         ) from None
     except SqlRefused as exc:
+        request.state.denied = exc.message
         return _error(exc, 403)
     except TableNotFound as exc:
         return _error(exc, 404)
