@@ -50,8 +50,8 @@ def scope_statement(sql: str, schema: str) -> ScopedStatement:
     ctes = {cte.alias_or_name.lower() for cte in stmt.tree.find_all(exp.CTE)}
     rewritten = False
     for table in list(stmt.tree.find_all(exp.Table)):
-        if not table.name:
-            continue  # a table function: the engine's own guard decides
+        if not table.name:  # a table function: a tenant reads its tables, nothing else
+            raise _refuse(schema, f"table function {table.sql(dialect='trino')[:60]}")
         catalog, db, name = table.catalog.lower(), table.db.lower(), table.name.lower()
         if not catalog and not db and name in ctes:
             continue
