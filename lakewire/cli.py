@@ -17,6 +17,7 @@ from rich.table import Table
 from lakehouse.objectstore import ObjectStore, StorageError, open_object_store
 from lakehouse.settings import Settings
 from lakewire import supervisor
+from lakewire.cli_tenants import tenant_app
 
 if TYPE_CHECKING:
     from lakehouse.routes import RouteSet
@@ -558,6 +559,9 @@ def reconcile(
         f"{result.quarantined} in quarantine",
         highlight=False,
     )
+
+
+app.add_typer(tenant_app, name="tenant")
 
 
 # -- routes -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ API, through the real HTTP service (uvicorn on a socket, many clients at once)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -153,3 +154,40 @@ def test_concurrent_rule_changes_of_tenants_lose_nothing(live: Live) -> None:
     assert sorted((r["prefix"], r["suffix"]) for r in rules) == [
         (f"{t}/", ".9") for t in sorted(keys)
     ]
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+def test_tenant_cli_against_the_running_service(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from lakewire.cli import app
+
+    s = live.settings
+    for name, value in (
+        ("DATA_DIR", str(s.data_dir)),
+        ("STORAGE_PORT", str(s.storage_port)),
+        ("API_KEY", API_KEY),
+    ):
+        monkeypatch.setenv(f"LAKEWIRE_{name}", value)
+    cli = CliRunner()
+    made = cli.invoke(app, ["tenant", "create", "cli-t", "--name", "CLI", "--scope", "results/x/"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip()
+    assert key.startswith("lw.cli-t.")
+    listing = cli.invoke(app, ["tenant", "ls", "--json"])
+    (t,) = json.loads(listing.stdout)
+    assert t["scopes"] == ["results/x/"] and key not in listing.stdout
+    rotated = cli.invoke(app, ["tenant", "rotate-key", "cli-t"])
+    assert rotated.exit_code == 0 and rotated.stdout.strip() != key
+    old_id = key.split(".")[2]
+    assert cli.invoke(app, ["tenant", "revoke-key", "cli-t", old_id]).exit_code == 0
+    with httpx.Client(base_url=live.url, timeout=30) as c:
+        assert c.get("/api/whoami", headers=auth(key)).status_code == 401
+        assert c.get("/api/whoami", headers=auth(rotated.stdout.strip())).status_code == 200
+    assert cli.invoke(app, ["tenant", "disable", "cli-t"]).exit_code == 0
+    bad = cli.invoke(app, ["tenant", "create", "admin"])
+    assert bad.exit_code == 1 and "reserved" in bad.stderr
+    assert cli.invoke(app, ["tenant", "rm", "cli-t", "--yes"]).exit_code == 0
+    assert cli.invoke(app, ["tenant", "ls", "--json"]).stdout.strip() == "[]"
