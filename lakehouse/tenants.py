@@ -47,6 +47,7 @@ class Tenant(BaseModel):
     disabled: bool = False
     created: str
     keys: list[TenantKey] = []
+    s3_access_key: str | None = None  # its MinIO user, when the platform makes one
 
     def grants(self) -> list[Grant]:
         return [Grant.parse(s) for s in self.scopes]

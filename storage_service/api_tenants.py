@@ -1,7 +1,9 @@
 """Tenants API (admin only): ``/api/tenants`` CRUD, keys issued once, rotation; ``/api/whoami``.
 
 A key appears in exactly one answer, the one that made it (``key`` in the body); every other
-answer lists keys by id, creation and expiry only.
+answer lists keys by id, creation and expiry only. With a MinIO admin credential configured,
+each tenant is also a MinIO user whose policy is its scope (``storage_service.minio_users``):
+its S3 secret, too, is shown once.
 """
 
 from __future__ import annotations
@@ -57,11 +59,15 @@ class TenantView(BaseModel):
     disabled: bool
     created: str
     keys: list[KeyView]
+    s3_access_key: str | None = Field(default=None, description="Its MinIO user, if any.")
 
 
 class TenantWithKey(TenantView):
     key: str = Field(description="The new access key. Shown this once; only its hash is kept.")
     key_id: str
+    s3_secret_key: str | None = Field(
+        default=None, description="The MinIO user's secret (on creation, once)."
+    )
 
 
 class WhoAmI(BaseModel):
@@ -81,11 +87,14 @@ def _view(t: Tenant) -> TenantView:
         disabled=t.disabled,
         created=t.created,
         keys=[KeyView(key_id=k.key_id, created=k.created, expires_at=k.expires_at) for k in t.keys],
+        s3_access_key=t.s3_access_key,
     )
 
 
-def _with_key(t: Tenant, key: str) -> TenantWithKey:
-    return TenantWithKey(**_view(t).model_dump(), key=key, key_id=key.split(".")[2])
+def _with_key(t: Tenant, key: str, s3_secret: str | None = None) -> TenantWithKey:
+    return TenantWithKey(
+        **_view(t).model_dump(), key=key, key_id=key.split(".")[2], s3_secret_key=s3_secret
+    )
 
 
 @contextmanager
@@ -119,7 +128,15 @@ def list_tenants(rt: Runtime) -> list[TenantView]:
 def create_tenant(body: TenantCreate, rt: Runtime) -> TenantWithKey:
     with _answers():
         tenant, key = rt.tenants.create(body.id, body.name, body.scopes, body.expires_at)
-    return _with_key(tenant, key)
+    if rt.minio_users is None:
+        return _with_key(tenant, key)
+    try:
+        access_key, secret_key = rt.minio_users.create(tenant)
+    except Exception as exc:  # no half-made tenant: without its MinIO user it is removed
+        rt.tenants.delete(tenant.id)
+        raise HTTPException(502, detail=f"MinIO refused the tenant's user: {exc}") from exc
+    tenant = rt.tenants.update(tenant.id, s3_access_key=access_key)
+    return _with_key(tenant, key, secret_key)
 
 
 @router.get("/tenants/{tenant_id}", dependencies=admin)
@@ -135,14 +152,34 @@ def change_tenant(tenant_id: str, body: TenantChange, rt: Runtime) -> TenantView
         tenant = rt.tenants.update(
             tenant_id, name=body.name, scopes=body.scopes, disabled=body.disabled
         )
+    if rt.minio_users is not None and tenant.s3_access_key:
+        with _store_errors():
+            if body.scopes is not None:
+                rt.minio_users.rescope(tenant)
+            if body.disabled is not None:
+                rt.minio_users.set_disabled(tenant.s3_access_key, body.disabled)
     return _view(tenant)
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise HTTPException(
+            502, detail=f"saved; MinIO refused the matching change to its user: {exc}"
+        ) from exc
 
 
 @router.delete("/tenants/{tenant_id}", status_code=204, dependencies=admin)
 def delete_tenant(tenant_id: str, rt: Runtime) -> Response:
     """The tenant and its keys go; objects under its prefixes stay (the admin decides)."""
     with _answers():
+        tenant = rt.tenants.get(tenant_id)
         rt.tenants.delete(tenant_id)
+    if rt.minio_users is not None and tenant.s3_access_key:
+        with _store_errors():
+            rt.minio_users.remove(tenant.id, tenant.s3_access_key)
     return Response(status_code=204)
 
 

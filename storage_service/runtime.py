@@ -18,6 +18,7 @@ from storage_service.buckets import BucketCatalog
 from storage_service.events import OBJECT_CREATED_COPY
 from storage_service.gate import BucketGate
 from storage_service.index import ObjectIndex
+from storage_service.minio_users import MinioTenants, open_minio_tenants
 from storage_service.notifications import NotificationStore, default_notifications
 from storage_service.outbox import Outbox, run_publisher
 from storage_service.presign import UrlSigner, load_or_create_signing_key
@@ -39,6 +40,7 @@ class ServiceRuntime:
     notifications: NotificationStore = field(init=False)
     api_key: str = field(init=False)
     tenants: TenantRegistry = field(init=False)
+    minio_users: MinioTenants | None = field(init=False, default=None)
     catalog: BucketCatalog = field(init=False)
     renamer: Renamer = field(init=False)
     signer: UrlSigner = field(init=False)
@@ -59,6 +61,7 @@ class ServiceRuntime:
         )
         self.api_key = load_or_create_api_key(s)
         self.tenants = TenantRegistry(s, self.store)
+        self.minio_users = open_minio_tenants(s)
         self.catalog = BucketCatalog(s, self.store, self.index, self.notifications)
         self.signer = UrlSigner(load_or_create_signing_key(s))
         self.gate = BucketGate()

@@ -210,8 +210,11 @@ class TenantRegistry:
         name: str | None = None,
         scopes: list[str] | None = None,
         disabled: bool | None = None,
+        s3_access_key: str | None = None,
     ) -> Tenant:
         changes: dict[str, object] = {}
+        if s3_access_key is not None:
+            changes["s3_access_key"] = s3_access_key
         if name is not None:
             changes["name"] = name
         if scopes is not None:
