@@ -85,13 +85,15 @@ def _scope_show(command: str, schema: str) -> ScopedStatement:
         return ScopedStatement(f"SHOW {command}", schemas_listing=True)
     # SHOW TABLES FROM c.s / SHOW COLUMNS FROM c.s.t / SHOW CREATE TABLE c.s.t: the name's
     # schema must be the tenant's.
-    target = ""
-    for i, word in enumerate(words[:-1]):
-        if word.upper() in ("FROM", "IN", "TABLE", "VIEW"):
-            target = words[i + 1]
-    parts = [p.strip('"').lower() for p in target.split(".")] if target else []
-    if len(parts) < 2 or parts[0] not in CATALOGS or parts[1] != schema:
-        raise _refuse(schema, f"SHOW {command}".strip())
+    targets = [
+        words[i + 1]
+        for i, word in enumerate(words[:-1])
+        if word.upper() in ("FROM", "IN", "TABLE", "VIEW")
+    ]
+    for target in targets or [""]:
+        parts = [p.strip('"').lower() for p in target.split(".")]
+        if len(parts) < 2 or parts[0] not in CATALOGS or parts[1] != schema:
+            raise _refuse(schema, f"SHOW {command}".strip())
     return ScopedStatement(f"SHOW {command}")
 
 

@@ -31,6 +31,7 @@ from storage_service.gate import BucketBusy
 from storage_service.metrics import MetricsMiddleware, ServiceMetrics
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
+from storage_service.security_headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Lakewire Object Storage", version="0.1.0", lifespan=lifespan)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
     app.add_middleware(AuditMiddleware, audit=AuditLog(settings.state_dir / "audit.jsonl"))
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(Denied)
     async def denied(request: Request, exc: Denied) -> JSONResponse:

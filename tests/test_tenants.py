@@ -173,6 +173,10 @@ def test_tenant_works_inside_its_scope_and_sees_only_its_prefix(service: Service
     assert me["principal"] == "team-a" and not me["admin"] and me["schema_name"] == "team_a"
     assert "landing/team-a/" in me["scopes"]
     assert c.get("/api/whoami").json()["admin"] is True
+    page = c.get("/", headers=NO_KEY)
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert page.headers["referrer-policy"] == "no-referrer"
 
     r = c.delete("/api/buckets/landing/objects/team-a/orders/1.csv", headers=a)
     assert r.status_code == 204

@@ -41,6 +41,8 @@ def auth(key: str) -> dict[str, str]:
         ("SELECT * FROM delta.acme_co.o WHERE id IN (SELECT id FROM iceberg.other.t)", False),
         ('SHOW COLUMNS FROM delta."other".orders', False),
         ("SHOW TABLES", False),
+        ("SHOW STATS FOR delta.other.orders", False),
+        ("SHOW TABLES FROM delta.acme_co LIKE 'x' IN delta.other", False),
         ("DESCRIBE delta.other.orders", False),
         ("SELECT * FROM delta.information_schema.roles", False),
         ("SELECT * FROM system.runtime.queries", False),
