@@ -23,6 +23,7 @@ from lakehouse.objectstore import (
 from lakehouse.settings import Settings
 from storage_service import api_buckets, api_lifecycle, api_objects, api_routes, api_sql
 from storage_service.access import Runtime, require_key
+from storage_service.api_audit import router as audit_router
 from storage_service.api_events import router as events_router
 from storage_service.api_tenants import router as tenants_router
 from storage_service.audit import AuditLog, AuditMiddleware
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Lakewire Object Storage", version="0.1.0", lifespan=lifespan)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
-    app.add_middleware(AuditMiddleware, audit=AuditLog(settings.state_dir / "audit.jsonl"))
+    app.state.audit = AuditLog(settings.state_dir / "audit.jsonl")
+    app.add_middleware(AuditMiddleware, audit=app.state.audit)
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(Denied)
@@ -104,5 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_sql.router)
     app.include_router(api_lifecycle.router)
     app.include_router(tenants_router)
+    app.include_router(audit_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

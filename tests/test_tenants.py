@@ -102,6 +102,7 @@ CROSS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/api/tenants/aaa/keys", {}),
     ("DELETE", "/api/tenants/aaa", {}),
     ("GET", "/metrics", {}),
+    ("GET", "/api/audit", {}),
     ("POST", "/api/sql", {"json": {"statement": "SELECT * FROM delta.aaa.orders"}}),
     ("POST", "/api/sql", {"json": {"statement": "SELECT * FROM read_text('/etc/passwd')"}}),
 ]
@@ -322,6 +323,9 @@ def test_writes_carry_the_principal_and_the_audit_has_no_keys(
     put = next(e for e in entries if e["method"] == "PUT")
     assert put["principal"] == "who" and put["status"] == 201 and put["key_id"] == key.split(".")[2]
     assert any(e["status"] == 403 and e["principal"] == "who" for e in entries)
+    newest = c.get("/api/audit", params={"principal": "who", "limit": 1}).json()
+    assert newest[0]["status"] == 403 and newest[0]["method"] == "GET"
+    assert c.get("/api/audit", headers=auth(key)).status_code == 403
     text = (settings.state_dir / "audit.jsonl").read_text() + caplog.text
     assert key not in text and key.rsplit(".", 1)[1] not in text and API_KEY not in text
 

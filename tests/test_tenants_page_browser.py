@@ -66,6 +66,8 @@ def test_admin_creates_a_tenant_and_the_tenant_sees_only_its_part(
     expect(tenant.locator(".card [data-action=delete]")).to_have_count(0)
     assert key not in tenant.url
 
+    admin.click("#refresh")
+    expect(admin.locator("#audit-table tbody tr").first).to_contain_text("POST /api/tenants")
     row.locator("[data-action=toggle]").click()
     expect(row.locator(".tenant-status")).to_have_text("disabled")
     tenant.click("#refresh")  # the next call is refused: the tenant is signed out

@@ -155,8 +155,12 @@ async function showBuckets() {
   $("bucket-view").hidden = true;
   $("buckets-view").hidden = false;
   crumbs([["Object Storage"]]);
+  await refreshAll();
+}
+
+async function refreshAll() {
   await refreshBuckets();
-  if (state.me?.admin) await refreshTenants();
+  if (state.me?.admin) await Promise.all([refreshTenants(), refreshAudit()]);
 }
 
 async function refreshBuckets() {
@@ -228,7 +232,7 @@ function renderCards(buckets) {
   }
 }
 
-$("refresh").addEventListener("click", () => refreshBuckets().then(() => toast("Refreshed")));
+$("refresh").addEventListener("click", () => refreshAll().then(() => toast("Refreshed")));
 
 // ---------------------------------------------------------------- tenants (admin)
 async function refreshTenants() {
@@ -247,6 +251,15 @@ async function refreshTenants() {
       el("td", {}, t.keys.map((k) => k.key_id).join(", ")),
       el("td", { class: "actions" }, toggle, remove)));
   }
+}
+
+async function refreshAudit() {
+  const records = await api("GET", "/api/audit?limit=50");
+  $("audit-table").querySelector("tbody").replaceChildren(...records.map((r) =>
+    el("tr", { class: r.status >= 400 ? "audit-refused" : "" },
+      el("td", { title: r.at }, ago(r.at)), el("td", {}, r.principal),
+      el("td", {}, `${r.method} ${r.path}`), el("td", {}, String(r.status)),
+      el("td", {}, r.detail || ""))));
 }
 
 async function tenantChange(id, change) {
