@@ -217,16 +217,20 @@ class Route(BaseModel):
     def matches(self, bucket: str, key: str) -> bool:
         return bucket == self.bucket and glob_match(self.glob, key)
 
+    def tenant_of(self, key: str) -> str | None:
+        """The registered tenant whose folder the key is under, if any."""
+        first, sep, _ = key.partition("/")
+        return first if sep and first in self._tenants else None
+
     def table_for(self, key: str) -> TableRef:
         """With ``{tenant}``, a key under a registered tenant's folder (``<tenant>/<dataset>/…``)
         goes to the tenant's schema and ``{dataset}`` is the folder after the tenant's."""
         from lakehouse.tenants import tenant_schema  # lakehouse.tenants imports this module
 
         schema = "default"
-        if "{tenant}" in self.table:
-            first, sep, rest = key.partition("/")
-            if sep and first in self._tenants:
-                schema, key = tenant_schema(first), rest
+        tenant = self.tenant_of(key)
+        if "{tenant}" in self.table and tenant is not None:
+            schema, key = tenant_schema(tenant), key.split("/", 1)[1]
         dataset = key.split("/", 1)[0] if "/" in key else "default"
         qualified = self.table.replace("{dataset}", identifier(dataset))
         qualified = qualified.replace("{tenant}", schema)

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         "Unset: no MinIO users (the API still enforces every tenant's scope).",
     )
     minio_admin_secret_key: SecretStr | None = None
+    tenant_max_concurrent_runs: int = Field(
+        default=2,
+        ge=1,
+        description="Ingestion runs of one tenant's objects that run at once (Dagster's run "
+        "queue, tag lakewire/tenant); more wait, so one tenant cannot take every slot.",
+    )
 
     sqs_queue_url: str | None = Field(
         default=None,

@@ -45,9 +45,9 @@ def plan_runs(
     included, so however files trickle in a table never has more than one run waiting. Events
     a successful run already drained (it read ahead of this cursor) ask for nothing."""
     requests = []
-    for (route_name, table), items in pending_by_table(
-        settings, settings_routes(settings), events
-    ).items():
+    routes = settings_routes(settings)
+    by_name = {r.name: r for r in routes}
+    for (route_name, table), items in pending_by_table(settings, routes, events).items():
         done = drained_through(table)
         items = [item for item in items if (item[1].stream_seq or 0) > done]
         if not items or has_queued_run(table):
@@ -55,15 +55,22 @@ def plan_runs(
         # The run drains from just after the last successful drain, so the objects of a run
         # that failed since are taken again too (the ledger skips what did land).
         first = done + 1 if done else min(e.stream_seq or 0 for _, e in items)
-        requests.append(_request(route_name, table, items, first))
+        owners = {by_name[route_name].tenant_of(e.key) for _, e in items}
+        tenant = owners.pop() if len(owners) == 1 else None
+        requests.append(_request(route_name, table, items, first, tenant))
     return requests
 
 
-def _request(route_name: str, table: str, items: list[Item], first_seq: int) -> RunRequest:
+def _request(
+    route_name: str, table: str, items: list[Item], first_seq: int, tenant: str | None = None
+) -> RunRequest:
+    """``tenant``: the registered tenant whose objects these all are; the run is tagged with it,
+    and Dagster's run queue limits each tenant's concurrent runs by that tag."""
     seqs = [e.stream_seq or 0 for _, e in items]
     identity = json.dumps([[action, e.bucket, e.key, e.etag, e.sequencer] for action, e in items])
     run_key = f"{table}:{hashlib.sha256(identity.encode()).hexdigest()[:24]}"
     keys = ", ".join(f"{e.bucket}/{e.key}" for _, e in items)
+    tags = {"lakewire/tenant": tenant} if tenant else {}
     return RunRequest(
         run_key=run_key,
         run_config={
@@ -80,6 +87,7 @@ def _request(route_name: str, table: str, items: list[Item], first_seq: int) -> 
             "lakewire/stream_seq": f"{min(seqs)}-{max(seqs)}",
             "lakewire/first_object": f"{items[0][1].bucket}/{items[0][1].key}"[:200],
             "lakewire/sources": keys if len(keys) <= 1000 else keys[:997] + "...",
+            **tags,
         },
     )
 

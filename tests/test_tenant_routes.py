@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,22 @@ def test_tenant_placeholder_in_route_files() -> None:
 def test_reserved_ids_cover_the_schemas_the_platform_owns() -> None:
     assert {"default", "system", "information_schema"} <= RESERVED_TENANT_IDS
     assert tenant_schema("acme-co") == "acme_co"
+
+
+def test_a_tenants_runs_are_tagged_and_limited_per_tenant(tmp_path: Path) -> None:
+    from lakewire.dagster_home import instance_config
+    from pipelines.sensors import plan_runs
+
+    settings = Settings(data_dir=tmp_path / "data", tenant_max_concurrent_runs=3)
+    store = open_object_store(settings)
+    store.create_bucket("landing")
+    TenantRegistry(settings, store).create("acme-co")
+    mine, other = event("acme-co/orders/a.csv"), event("orders/a.csv")
+    tags = {r.tags["lakewire/table"]: r.tags for r in plan_runs(settings, [mine, other])}
+    assert tags["delta.acme_co.orders"]["lakewire/tenant"] == "acme-co"
+    assert "lakewire/tenant" not in tags["delta.default.orders"]
+    config: Any = instance_config(settings)
+    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert {"key": "lakewire/tenant", "value": {"applyLimitPerUniqueValue": True}, "limit": 3} in (
+        limits
+    )
