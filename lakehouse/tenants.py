@@ -91,6 +91,11 @@ def tenant_schema(tenant_id: str) -> str:
     return tenant_id.replace("-", "_")
 
 
+def tenant_kms_key(tenant_id: str) -> str:
+    """The name of the tenant's SSE-KMS key, where the store has a KMS (created there)."""
+    return f"lakewire-tenant-{tenant_id}"
+
+
 def default_scopes(settings: Settings, tenant_id: str) -> list[str]:
     """``{bucket}/{tenant_id}/`` in every shared bucket. The lake bucket is not one: tables are
     reached through SQL, in the tenant's own schema."""

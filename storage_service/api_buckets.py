@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from lakehouse.objectstore import BucketInfo, BucketNotFound, Unsupported, validate_key
 from lakehouse.routes import SYSTEM_BUCKET, settings_routes
+from lakehouse.tenants import tenant_kms_key
 from storage_service import authz
 from storage_service.access import Caller, Runtime, principal, require_key
 from storage_service.authz import Principal
@@ -38,6 +39,17 @@ class VersioningChange(BaseModel):
     enabled: bool
 
 
+SSE_ALGORITHMS = {"SSE-S3": "AES256", "SSE-KMS": "aws:kms", "none": None}
+
+
+class EncryptionChange(BaseModel):
+    algorithm: Literal["SSE-S3", "SSE-KMS", "none"]
+    kms_key_id: str | None = Field(default=None, description="SSE-KMS: the key's name or ARN.")
+    tenant: str | None = Field(
+        default=None, description="SSE-KMS: the tenant's own key (lakewire-tenant-<id>)."
+    )
+
+
 class VersionRestore(BaseModel):
     key: str
     version_id: str = Field(min_length=1)
@@ -54,6 +66,7 @@ class EncryptionView(BaseModel):
     enabled: bool
     algorithm: str | None
     supported: bool
+    detail: str | None = None
 
 
 class NotificationSummary(BaseModel):
@@ -262,6 +275,32 @@ def rename_status(name: str, rt: Runtime) -> RenameState:
     if state is None:
         raise HTTPException(404, detail=f"no rename of '{name}' is known")
     return state
+
+
+# -- default encryption (S3); the local backend answers that it cannot --------------------------
+@router.put("/buckets/{name}/encryption", dependencies=admin)
+def set_encryption(name: str, body: EncryptionChange, rt: Runtime) -> EncryptionView:
+    """SSE-S3, SSE-KMS (a named key, or a tenant's own key) or none, for new objects."""
+    _not_system(name)
+    key = body.kms_key_id
+    if body.tenant is not None:
+        if body.tenant not in {t.id for t in rt.tenants.all()}:
+            raise HTTPException(404, detail=f"no tenant '{body.tenant}'")
+        key = tenant_kms_key(body.tenant)
+    if body.algorithm == "SSE-KMS" and not key:
+        raise HTTPException(422, detail="SSE-KMS needs kms_key_id or tenant")
+    if body.algorithm != "SSE-KMS" and (body.kms_key_id or body.tenant):
+        raise HTTPException(422, detail="kms_key_id and tenant go with SSE-KMS only")
+    try:
+        done = rt.store.set_encryption(name, SSE_ALGORITHMS[body.algorithm], key)
+    except Unsupported as exc:
+        return EncryptionView(enabled=False, algorithm=None, supported=False, detail=str(exc))
+    except BucketNotFound:
+        raise
+    except Exception as exc:
+        raise HTTPException(502, detail=f"the store refused the encryption: {exc}") from exc
+    rt.catalog.forget(name)
+    return EncryptionView(enabled=done.enabled, algorithm=done.algorithm, supported=True)
 
 
 # -- versioning (S3); the local backend answers that it cannot ----------------------------------

@@ -1,5 +1,6 @@
-"""A tenant's MinIO user and policy (DECISIONS "A real S3 server in tests": moto, because no
-S3 server here runs MinIO's admin API or enforces IAM policies).
+"""A tenant's MinIO user and policy, and its SSE-KMS key (DECISIONS "A real S3 server in
+tests": moto, because no S3 server here runs MinIO's admin API, enforces IAM policies or keeps
+bucket encryption).
 
 What is checked: the policy document is valid IAM (moto's validator) and, evaluated by moto's
 IAM policy engine, allows the tenant's objects and nothing else; and the admin calls the tenants
@@ -20,7 +21,8 @@ from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
 from lakehouse.tenants import Tenant
 from storage_service.minio_users import MinioTenants, policy_name, tenant_policy
-from tests.helpers import NatsServer, Service, local_settings
+from tests.helpers import NatsServer, Service, local_settings, s3_settings
+from tests.s3servers import MotoServer
 
 
 def allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
@@ -131,3 +133,35 @@ def test_tenants_api_makes_the_minio_calls_in_order(
         "user_remove",
         "policy_remove",
     ]
+
+
+def test_bucket_default_encryption_with_a_tenants_kms_key(
+    tmp_path: Path, nats: NatsServer, moto_s3: MotoServer
+) -> None:
+    """moto keeps bucket encryption configuration; SeaweedFS has none."""
+    with Service(s3_settings(tmp_path, nats, moto_s3)) as svc:
+        c = svc.client
+        key = c.post("/api/tenants", json={"id": "acme"}).json()["key"]
+        path = "/api/buckets/datasets/encryption"
+        body = {"algorithm": "SSE-KMS", "tenant": "acme"}
+        assert c.put(path, json=body, headers={"Authorization": f"Bearer {key}"}).status_code == 403
+        r = c.put(path, json=body)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "enabled": True,
+            "algorithm": "aws:kms",
+            "supported": True,
+            "detail": None,
+        }
+        config = moto_s3.client().get_bucket_encryption(Bucket="datasets")
+        (rule,) = config["ServerSideEncryptionConfiguration"]["Rules"]
+        assert (
+            rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == "lakewire-tenant-acme"
+        )
+        card = next(b for b in c.get("/api/buckets").json() if b["name"] == "datasets")
+        assert card["encryption"]["algorithm"] == "aws:kms"  # the bucket card shows it
+
+        assert c.put(path, json={"algorithm": "SSE-S3"}).json()["algorithm"] == "AES256"
+        assert c.put(path, json={"algorithm": "SSE-KMS"}).status_code == 422
+        assert c.put(path, json={"algorithm": "SSE-KMS", "tenant": "nobody"}).status_code == 404
+        assert c.put(path, json={"algorithm": "none"}).json()["enabled"] is False

@@ -224,6 +224,8 @@ def test_key_rotation_expiry_disable_and_delete(local: Service) -> None:
     assert c.get(path, headers=auth(first)).status_code == 200  # both work during a rotation
     assert c.get(path, headers=auth(second)).status_code == 200
     assert c.post("/api/tenants/rot/keys", json={}).status_code == 409  # two at most
+    sse = c.put("/api/buckets/datasets/encryption", json={"algorithm": "SSE-S3"}).json()
+    assert sse["supported"] is False and "local backend" in sse["detail"]
 
     first_id = first.split(".")[2]
     assert c.delete(f"/api/tenants/rot/keys/{first_id}").status_code == 204
