@@ -193,6 +193,17 @@ class Settings(BaseSettings):
         "at most every 5 s whatever this says; asking for less than 5 makes every loop evaluate "
         "instead of every other one when a tick lands just short of the interval.",
     )
+    dagster_webserver: str | None = Field(
+        default=None,
+        description="host:port of the Dagster webserver the dispatcher launches runs through "
+        "(compose: dagster-webserver:3000); default: host and dagster_port.",
+    )
+    dispatch_grace_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="How long the sensor leaves a fresh event to the dispatcher (the push path, "
+        "pipelines/dispatch.py) before it plans a run for it itself, as the catch-up path.",
+    )
     sensor_max_events: int = 10_000
     sensor_max_seconds: float = 20.0
     batch_max_objects: int = 1_000

@@ -20,6 +20,10 @@ from storage_service.stream import read_after_sync
 Action = Literal["create", "remove"]
 # Set on a run when its drain has committed: the stream sequence it drained up to.
 DRAINED_TAG = "lakewire/drained_to"
+# Set when a drain has read its tail, before it ingests: the stream sequence it will drain to.
+DRAINING_TAG = "lakewire/draining_to"
+# Set on every drain run when it is requested: the stream sequences of the events it was for.
+STREAM_SEQ_TAG = "lakewire/stream_seq"
 Item = tuple[Action, BucketEvent]
 
 

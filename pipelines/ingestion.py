@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,9 @@ from lakehouse.tables import (
     with_original_names,
 )
 from lakehouse.tiers import TierMap
+
+LOAD_THREADS = 4
+"""Objects of a batch read at once (small objects are mostly waiting on I/O and per-call setup)."""
 
 Store = ObjectStore
 
@@ -113,19 +117,27 @@ def ingest_batch(
 
     sources = list(dict.fromkeys(sources))  # the same version twice in a batch is one object
     todo = pending_sources(target, sources)
-    report.skipped = [s.uri for s in sources if s not in todo]
+    pending = set(todo)
+    report.skipped = [s.uri for s in sources if s not in pending]
     with tempfile.TemporaryDirectory(prefix="lakewire-ingest-") as tmp:
-        loaded: list[_Loaded] = []
-        for src in todo:
+
+        def load(src: SourceVersion) -> _Loaded | BadObject | None:
             try:
-                item = _load(settings, store, route, reader, src, Path(tmp))
+                return _load(settings, store, route, reader, src, Path(tmp))
             except BadObject as bad:
-                _quarantine(settings, store, route, ref, run_id, src, bad, report)
-                continue
-            if item is None:
-                report.superseded.append(src.uri)
-            else:
-                loaded.append(item)
+                return bad
+
+        # Many small objects: their reads overlap (store I/O and polars' parsing release the
+        # GIL); results are taken in order, so quarantine and the commit are as if sequential.
+        loaded: list[_Loaded] = []
+        with ThreadPoolExecutor(max_workers=LOAD_THREADS) as pool:
+            for src, item in zip(todo, pool.map(load, todo), strict=True):
+                if isinstance(item, BadObject):
+                    _quarantine(settings, store, route, ref, run_id, src, item, report)
+                elif item is None:
+                    report.superseded.append(src.uri)
+                else:
+                    loaded.append(item)
         _commit(settings, store, route, ref, target, run_id, loaded, report)
     return report
 

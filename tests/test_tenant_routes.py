@@ -74,14 +74,14 @@ def test_reserved_ids_cover_the_schemas_the_platform_owns() -> None:
 
 def test_a_tenants_runs_are_tagged_and_limited_per_tenant(tmp_path: Path) -> None:
     from lakewire.dagster_home import instance_config
-    from pipelines.sensors import plan_runs
+    from pipelines.requests import NoRuns, plan_runs
 
     settings = Settings(data_dir=tmp_path / "data", tenant_max_concurrent_runs=3)
     store = open_object_store(settings)
     store.create_bucket("landing")
     TenantRegistry(settings, store).create("acme-co")
     mine, other = event("acme-co/orders/a.csv"), event("orders/a.csv")
-    tags = {r.tags["lakewire/table"]: r.tags for r in plan_runs(settings, [mine, other])}
+    tags = {r.tags["lakewire/table"]: r.tags for r in plan_runs(settings, [mine, other], NoRuns())}
     assert tags["delta.acme_co.orders"]["lakewire/tenant"] == "acme-co"
     assert "lakewire/tenant" not in tags["delta.default.orders"]
     config: Any = instance_config(settings)
