@@ -66,6 +66,9 @@ class EncryptionView(BaseModel):
     enabled: bool
     algorithm: str | None
     supported: bool
+
+
+class EncryptionSet(EncryptionView):
     detail: str | None = None
 
 
@@ -279,7 +282,7 @@ def rename_status(name: str, rt: Runtime) -> RenameState:
 
 # -- default encryption (S3); the local backend answers that it cannot --------------------------
 @router.put("/buckets/{name}/encryption", dependencies=admin)
-def set_encryption(name: str, body: EncryptionChange, rt: Runtime) -> EncryptionView:
+def set_encryption(name: str, body: EncryptionChange, rt: Runtime) -> EncryptionSet:
     """SSE-S3, SSE-KMS (a named key, or a tenant's own key) or none, for new objects."""
     _not_system(name)
     key = body.kms_key_id
@@ -294,13 +297,13 @@ def set_encryption(name: str, body: EncryptionChange, rt: Runtime) -> Encryption
     try:
         done = rt.store.set_encryption(name, SSE_ALGORITHMS[body.algorithm], key)
     except Unsupported as exc:
-        return EncryptionView(enabled=False, algorithm=None, supported=False, detail=str(exc))
+        return EncryptionSet(enabled=False, algorithm=None, supported=False, detail=str(exc))
     except BucketNotFound:
         raise
     except Exception as exc:
         raise HTTPException(502, detail=f"the store refused the encryption: {exc}") from exc
     rt.catalog.forget(name)
-    return EncryptionView(enabled=done.enabled, algorithm=done.algorithm, supported=True)
+    return EncryptionSet(enabled=done.enabled, algorithm=done.algorithm, supported=True)
 
 
 # -- versioning (S3); the local backend answers that it cannot ----------------------------------
