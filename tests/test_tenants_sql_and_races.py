@@ -158,6 +158,31 @@ def test_concurrent_rule_changes_of_tenants_lose_nothing(live: Live) -> None:
     ]
 
 
+def test_a_rotation_refuses_no_request_of_the_old_key(live: Live) -> None:
+    """Clients keep calling with the old key while the new one is issued: none is refused
+    until the old key is revoked, and from then on every one is."""
+    with live.client() as c:
+        old = c.post("/api/tenants", json={"id": "rot"}).json()["key"]
+
+    def calls(_: int) -> list[int]:
+        with httpx.Client(base_url=live.url, headers=auth(old), timeout=60) as c:
+            return [c.get("/api/whoami").status_code for _ in range(10)]
+
+    with ThreadPoolExecutor(4) as pool:
+        running = [pool.submit(calls, i) for i in range(4)]
+        with live.client() as c:
+            new = c.post("/api/tenants/rot/keys", json={}).json()["key"]
+        codes = [code for f in running for code in f.result()]
+    assert codes == [200] * 40
+    with live.client() as c:
+        assert c.delete(f"/api/tenants/rot/keys/{old.split('.')[2]}").status_code == 204
+    with ThreadPoolExecutor(4) as pool:
+        after = [code for codes in pool.map(calls, range(4)) for code in codes]
+    assert after == [401] * 40
+    with httpx.Client(base_url=live.url, headers=auth(new), timeout=60) as c:
+        assert c.get("/api/whoami").json()["principal"] == "rot"
+
+
 # -- the CLI --------------------------------------------------------------------------------------
 def test_tenant_cli_against_the_running_service(
     live: Live, monkeypatch: pytest.MonkeyPatch
