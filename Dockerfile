@@ -31,5 +31,8 @@ RUN groupadd --gid 10001 lakewire \
     && chown -R lakewire:lakewire /var/lib/lakewire /opt/dagster/home
 COPY --chown=10001:10001 deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
 COPY --chown=10001:10001 notebooks /home/lakewire/notebooks
+# Every kernel of the platform's JupyterLab starts with `minio` (the Object Storage helpers).
+COPY --chown=10001:10001 deploy/jupyter/00-lakewire.py \
+     /home/lakewire/.ipython/profile_default/startup/00-lakewire.py
 ENV LAKEWIRE_DATA_DIR=/var/lib/lakewire DAGSTER_HOME=/opt/dagster/home
 USER 10001:10001

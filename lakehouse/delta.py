@@ -18,6 +18,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.tables import (
     COLUMN_NAMING_PROPERTY,
+    RUN_ID_PROPERTY,
     SOURCE_URI,
     ColumnNaming,
     SourceVersion,
@@ -36,10 +37,13 @@ def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
         return None
 
 
-def _props(txns: dict[str, int], note: str, count: int) -> CommitProperties:
+def _props(txns: dict[str, int], note: str, count: int, run_id: str = "") -> CommitProperties:
+    meta = {"lakewire.operation": note, "lakewire.sources": str(count)}
+    if run_id:
+        meta[RUN_ID_PROPERTY] = run_id
     return CommitProperties(
         app_transactions=[Transaction(app_id=a, version=v) for a, v in txns.items()],
-        custom_metadata={"lakewire.operation": note, "lakewire.sources": str(count)},
+        custom_metadata=meta,
     )
 
 
@@ -108,8 +112,9 @@ class DeltaTarget:
         sources: list[SourceVersion],
         spec: WriteSpec,
         partitions: list[dict[str, object]],
+        run_id: str = "",
     ) -> int | None:
-        props = _props({s.app_id: s.version for s in sources}, spec.mode, len(sources))
+        props = _props({s.app_id: s.version for s in sources}, spec.mode, len(sources), run_id)
         opts = self.storage_options or None
         dt = self._table()
         naming = naming_of(data.schema) if dt is None else None

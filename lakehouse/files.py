@@ -60,6 +60,7 @@ __all__ = [
     "rm",
     "sql",
     "tables",
+    "write_bytes",
     "write_csv",
     "write_json",
     "write_parquet",
@@ -271,6 +272,12 @@ class Lake:
         df = _polars(frame)
         return self._write(path, lambda fh: df.write_ndjson(fh))
 
+    def write_bytes(self, data: bytes, path: str) -> ObjectInfo:
+        """Write raw bytes (a pickled model, an image) to ``path``; ``open`` reads them back."""
+        bucket, key = self._split(path)
+        self._require_bucket(bucket)
+        return self.store.put(bucket, key, data)
+
     def open(self, path: str, chunk_size: int = 1024**2) -> io.BufferedReader:
         """The object's bytes as a read-only binary file, streamed (never read whole).
 
@@ -421,6 +428,7 @@ read_parquet = _default.read_parquet
 write_parquet = _default.write_parquet
 read_json = _default.read_json
 write_json = _default.write_json
+write_bytes = _default.write_bytes
 ls = _default.ls
 open = _default.open  # the helper's documented name (shadows the builtin here only)
 exists = _default.exists

@@ -18,6 +18,7 @@ from lakehouse.objectstore import ObjectStore, S3ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     COLUMN_NAMING_PROPERTY,
+    RUN_ID_PROPERTY,
     SOURCE_URI,
     ColumnNaming,
     SourceVersion,
@@ -136,11 +137,18 @@ class IcebergTarget:
         sources: list[SourceVersion],
         spec: WriteSpec,
         partitions: list[dict[str, object]],
+        run_id: str = "",
     ) -> int | None:
         from pyiceberg.expressions import And, BooleanExpression, EqualTo, IsNull, Or, Reference
         from pyiceberg.expressions.literals import literal
 
-        props = {LEDGER_PROPERTY: json.dumps({s.app_id: s.version for s in sources})}
+        props = {
+            LEDGER_PROPERTY: json.dumps({s.app_id: s.version for s in sources}),
+            "lakewire.operation": spec.mode,
+            "lakewire.sources": str(len(sources)),
+        }
+        if run_id:
+            props[RUN_ID_PROPERTY] = run_id
         table = self._table() or self._create(data.schema, spec)
         # Columns the table has keep the docs they were created with.
         data = data.cast(new_columns_only(data.schema, [f.name for f in table.schema().fields]))

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         description="Queue target that bucket notification rules are applied to on S3 (MinIO's "
         "NATS target by default).",
     )
+    unrouted_refresh_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the storage service re-counts the objects no route takes in the "
+        "buckets routes watch (bucket cards, lakewire status).",
+    )
     s3_stats_refresh_seconds: float = Field(
         default=300.0,
         description="S3 backend: how often bucket statistics are re-counted from a listing; "
@@ -193,6 +199,12 @@ class Settings(BaseSettings):
         "at most every 5 s whatever this says; asking for less than 5 makes every loop evaluate "
         "instead of every other one when a tick lands just short of the interval.",
     )
+    dagster_postgres_url: SecretStr | None = Field(
+        default=None,
+        description="Embedded platform: keep Dagster's runs, events and schedules in this "
+        "Postgres database (postgresql+psycopg2://user:password@host:port/db) instead of SQLite "
+        "under the data dir, as the compose platform does.",
+    )
     dagster_webserver: str | None = Field(
         default=None,
         description="host:port of the Dagster webserver the dispatcher launches runs through "
@@ -232,6 +244,11 @@ class Settings(BaseSettings):
         "still have their event in flight.",
     )
     reconcile_cron: str = "*/10 * * * *"
+    pipeline_modules: list[str] = Field(
+        default=[],
+        description="Users' Dagster modules (importable names, each with a `defs`) that the "
+        "code location loads beside its own (docs/pipelines.md).",
+    )
     iceberg_rest_uri: str | None = Field(
         default=None,
         description="Iceberg REST catalog (platform); unset means the SQLite catalog in state.",

@@ -38,7 +38,13 @@ from lakehouse.delta import open_table
 from lakehouse.objectstore import LocalObjectStore, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.sql_guard import SqlError, SqlRefused, Statement, classify
-from lakehouse.tables import TABLE_FORMATS, TableRef, delta_table_uri, table_format
+from lakehouse.tables import (
+    RUN_ID_PROPERTY,
+    TABLE_FORMATS,
+    TableRef,
+    delta_table_uri,
+    table_format,
+)
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" for SHOW
 
@@ -483,6 +489,7 @@ def _delta_history(dt: Any) -> pa.Table:
                 "lakewire_operation": str(h.get("lakewire.operation") or ""),
                 "rows_added": int(added) if added is not None else None,
                 "sources": str(h.get("lakewire.sources") or ""),
+                "run_id": str(h.get(RUN_ID_PROPERTY) or ""),
             }
         )
     return pa.Table.from_pylist(rows, schema=_HISTORY_SCHEMA)
@@ -502,6 +509,7 @@ def _iceberg_history(table: Any) -> pa.Table:
                 "lakewire_operation": str(props.get("lakewire.operation") or ""),
                 "rows_added": int(added) if added is not None else None,
                 "sources": str(props.get("lakewire.sources") or ""),
+                "run_id": str(props.get(RUN_ID_PROPERTY) or ""),
             }
         )
     return pa.Table.from_pylist(rows, schema=_HISTORY_SCHEMA)
@@ -515,6 +523,7 @@ _HISTORY_SCHEMA = pa.schema(
         ("lakewire_operation", pa.string()),
         ("rows_added", pa.int64()),
         ("sources", pa.string()),
+        ("run_id", pa.string()),
     ]
 )
 

@@ -26,6 +26,8 @@ from lakehouse.settings import Settings
 # The lineage columns every ingested row carries (docs/routes.md). Deleting a removed object's
 # rows matches on its URI.
 SOURCE_URI = "_source_uri"
+# The commit property (Delta commit info, Iceberg snapshot summary) naming the run that wrote it.
+RUN_ID_PROPERTY = "lakewire.run_id"
 LINEAGE_COLUMNS = (SOURCE_URI, "_source_etag", "_run_id", "_ingested_at")
 
 
@@ -185,8 +187,10 @@ class TableTarget(Protocol):
         sources: list[SourceVersion],
         spec: WriteSpec,
         partitions: list[dict[str, object]],
+        run_id: str = "",
     ) -> int | None:
-        """Commit the rows and every source's ledger entry atomically; returns the version."""
+        """Commit the rows and every source's ledger entry atomically; returns the version.
+        ``run_id`` is recorded on the commit, so the table's history names the run."""
         ...
 
     def delete_sources(self, removed: list[SourceVersion]) -> int | None:

@@ -561,6 +561,46 @@ def reconcile(
     )
 
 
+@app.command()
+def demo(
+    run: Annotated[
+        bool, typer.Option("--run/--no-run", help="Also materialize the CO2 example pipeline.")
+    ] = True,
+) -> None:
+    """Put generated samples into co2-data, ais-data, synthetic-data and landing, then run the
+    example pipeline (dataset in datasets/, model and evaluation in models/, a Delta table)."""
+    from lakewire import demo as demo_data
+
+    settings = Settings()
+    try:
+        result = demo_data.load_samples(settings, open_object_store(settings))
+    except StorageError as exc:
+        raise _fail(str(exc)) from None
+    for bucket in result.created_buckets:
+        console.print(f"created bucket {bucket}", highlight=False)
+    for path, rows in result.written.items():
+        console.print(f"put {path} ({rows} rows)", highlight=False)
+    with_ais = run and demo_data.ais_table_ready(settings)
+    if run:
+        run_id = demo_data.run_example(settings, with_ais=with_ais)
+        console.print(f"example pipeline: run {run_id} ok", highlight=False)
+        console.print(f"  {settings.dagster_url}/runs/{run_id}", highlight=False)
+        console.print(
+            "  models/co2/model.pkl, models/co2/evaluation.parquet, "
+            "datasets/co2/emissions_clean.parquet",
+            highlight=False,
+        )
+        for table in ("co2_by_country", *(["ais_vessels"] if with_ais else [])):
+            console.print(f'  lakewire sql "SELECT * FROM delta.default.{table}"', highlight=False)
+    if not with_ais:
+        console.print(
+            "landing/ais_positions/ becomes delta.default.ais_positions once the platform's "
+            "sensor ingests it (lakewire up); then materialize the ais_example group in the "
+            "Dagster UI, or run lakewire demo again",
+            highlight=False,
+        )
+
+
 app.add_typer(tenant_app, name="tenant")
 
 

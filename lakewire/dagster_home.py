@@ -1,4 +1,5 @@
-"""The Dagster instance of the embedded default: SQLite storage under the data dir.
+"""The Dagster instance of the embedded default: SQLite storage under the data dir, or a
+Postgres database (``LAKEWIRE_DAGSTER_POSTGRES_URL``) as the compose platform uses.
 
 Runs are queued with a 1 s dequeue interval (Dagster's default is 5 s, most of the
 event-to-run latency) and limited to one at a time per table, so two micro-batches of the same
@@ -14,6 +15,7 @@ import yaml
 from lakehouse.settings import Settings
 from lakewire.run_workers import worker_socket
 
+POSTGRES_URL_ENV = "LAKEWIRE_DAGSTER_POSTGRES_URL"
 MAX_RUNTIME_SECONDS = 1800
 """A run still STARTED after this long is failed by run monitoring (ingest batches are capped)."""
 RUN_MONITORING_POLL_SECONDS = 10
@@ -21,8 +23,12 @@ RUN_MONITORING_POLL_SECONDS = 10
 
 def instance_config(settings: Settings) -> dict[str, object]:
     home = settings.dagster_home
+    storage: dict[str, object] = {"sqlite": {"base_dir": str(home / "storage")}}
+    if settings.dagster_postgres_url is not None:
+        # The URL (it holds a password) stays in the environment; the file names the variable.
+        storage = {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV}}}
     return {
-        "storage": {"sqlite": {"base_dir": str(home / "storage")}},
+        "storage": storage,
         "local_artifact_storage": {
             "module": "dagster._core.storage.root",
             "class": "LocalArtifactStorage",

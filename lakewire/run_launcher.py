@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from dagster import DagsterEventType, DefaultRunLauncher, Field, StringSource
+from dagster._core.errors import DagsterLaunchFailedError
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClassData, serialize_value
 
 from lakewire.processes import pid_alive
-from lakewire.run_workers import WorkerServerUnavailable, request_worker
+from lakewire.run_workers import WorkerLaunchUnknown, WorkerServerUnavailable, request_worker
 
 log = logging.getLogger(__name__)
 WORKER_TAG = "lakewire/worker"
@@ -70,6 +71,9 @@ class LocalRunLauncher(DefaultRunLauncher):
                 pid = request_worker(self._worker_socket, serialize_value(args))
             except WorkerServerUnavailable as exc:
                 log.warning("%s; starting run %s with a fresh worker", exc, run.run_id)
+            except WorkerLaunchUnknown as exc:
+                # A worker may have been forked: starting another would run the run twice.
+                raise DagsterLaunchFailedError(f"run {run.run_id}: {exc}") from exc
             else:
                 self._instance.add_run_tags(run.run_id, {WORKER_TAG: f"warm:{pid}"})
                 return

@@ -9,7 +9,9 @@ cancellation thread and the worker-pid engine event the health check reads are D
 
 The code location itself (``pipelines.definitions``: the routes and tables it reads when it
 loads) is left out of the warm imports, so each run loads the current definitions, as a fresh
-worker would; only library code is shared. The server stays single-threaded so forking is safe.
+worker would; only library code is shared. Code installed while the platform runs reaches run
+workers after ``lakewire down`` and ``up``, as it reaches every other service. The server stays
+single-threaded so forking is safe.
 
 Protocol (a Unix socket in the data dir): the launcher sends one JSON line
 ``{"execute_run_args": "<serialized ExecuteRunArgs>"}`` and reads ``{"pid": N}`` or
@@ -41,6 +43,9 @@ WARM_MODULES = (
     "pyarrow",
     "deltalake",
     "pyiceberg.catalog.sql",
+    "lakehouse.delta",
+    "lakehouse.iceberg",
+    "pipelines.ingestion",
     "pipelines.jobs",
     "pipelines.assets",
     "pipelines.lifecycle",
@@ -49,6 +54,10 @@ WARM_MODULES = (
     "pipelines.resources",
 )
 CONNECT_TIMEOUT_SECONDS = 2.0
+# Once the request is sent the worker may be forking: the launcher waits this long for the pid
+# and, without one, fails the launch rather than starting a second worker for the run.
+REPLY_TIMEOUT_SECONDS = 60.0
+REQUEST_TIMEOUT_SECONDS = 10.0
 LINE_LIMIT = 16 * 1024 * 1024
 
 
@@ -72,21 +81,32 @@ class WorkerServerUnavailable(RuntimeError):
     """The warm worker server did not take the run; the launcher falls back to a cold worker."""
 
 
+class WorkerLaunchUnknown(RuntimeError):
+    """The request reached the server but its answer did not come back: the launch fails."""
+
+
 def request_worker(socket_path: Path, execute_run_args: str) -> int:
-    """Ask the server at ``socket_path`` to fork a run worker; returns the worker's pid."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    """Ask the server at ``socket_path`` to fork a run worker; returns the worker's pid.
+
+    ``WorkerServerUnavailable`` means no request reached the server (nothing was forked, a cold
+    worker may take the run); ``WorkerLaunchUnknown`` means the request was sent but no pid
+    came back, so a worker may be running it and no second one must be started.
+    """
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with conn:
+        try:
             conn.settimeout(CONNECT_TIMEOUT_SECONDS)
             conn.connect(str(socket_path))
+        except OSError as exc:
+            raise WorkerServerUnavailable(f"warm worker server at {socket_path}: {exc}") from exc
+        try:
+            conn.settimeout(REPLY_TIMEOUT_SECONDS)
             conn.sendall(json.dumps({"execute_run_args": execute_run_args}).encode() + b"\n")
             reply = _read_line(conn)
-    except OSError as exc:
-        raise WorkerServerUnavailable(f"warm worker server at {socket_path}: {exc}") from exc
-    try:
-        answer = json.loads(reply)
-    except ValueError as exc:
-        raise WorkerServerUnavailable(f"warm worker server answered {reply[:200]!r}") from exc
-    if "pid" not in answer:
+            answer = json.loads(reply)
+        except (OSError, ValueError) as exc:
+            raise WorkerLaunchUnknown(f"warm worker server at {socket_path}: {exc}") from exc
+    if "pid" not in answer:  # refused before forking: nothing runs
         raise WorkerServerUnavailable(f"warm worker server: {answer.get('error', answer)}")
     return int(answer["pid"])
 
@@ -122,17 +142,28 @@ def serve(socket_path: Path) -> None:
             conn, _ = server.accept()
             with conn:
                 try:
-                    request = json.loads(_read_line(conn))
-                    args = str(request["execute_run_args"])
-                except (OSError, ValueError, KeyError, TypeError) as exc:
-                    conn.sendall(json.dumps({"error": f"bad request: {exc}"}).encode() + b"\n")
-                    continue
-                pid = os.fork()
-                if pid == 0:
-                    server.close()
-                    conn.close()
-                    _run_worker(args)  # never returns
-                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                    _serve_one(server, conn)
+                except OSError as exc:  # the caller went away (a readiness probe does)
+                    log.info("connection dropped: %s", exc)
+
+
+def _serve_one(server: socket.socket, conn: socket.socket) -> None:
+    conn.settimeout(REQUEST_TIMEOUT_SECONDS)
+    line = _read_line(conn)
+    if not line.strip():
+        return  # a readiness probe: connected and closed
+    try:
+        request = json.loads(line)
+        args = str(request["execute_run_args"])
+    except (ValueError, KeyError, TypeError) as exc:
+        conn.sendall(json.dumps({"error": f"bad request: {exc}"}).encode() + b"\n")
+        return
+    pid = os.fork()
+    if pid == 0:
+        server.close()
+        conn.close()
+        _run_worker(args)  # never returns
+    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 
 
 def _run_worker(execute_run_args: str) -> None:

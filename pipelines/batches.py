@@ -59,6 +59,19 @@ def pending_by_table(
     return dict(by_table)
 
 
+def unrouted(settings: Settings, routes: list[Route], events: list[BucketEvent]) -> list[str]:
+    """``bucket/key`` of written objects no route takes (quarantine copies excepted): no table
+    gets them, which the sensor says in its log so nobody waits for a table in silence."""
+    return [
+        f"{ev.bucket}/{ev.key}"
+        for ev in events
+        if ev.is_created
+        and not ev.is_lifecycle
+        and not ev.key.startswith(settings.quarantine_prefix)
+        and route_for(routes, ev.bucket, ev.key, settings) is None
+    ]
+
+
 def commits(settings: Settings, items: list[Item]) -> list[list[Item]]:
     """Split a table's pending items into commits capped in objects and bytes."""
     out: list[list[Item]] = []

@@ -10,18 +10,23 @@ from lakehouse.objectstore import open_object_store
 from lakehouse.routes import RoutesError, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
+from pipelines.ais_pipeline import ais_assets
 from pipelines.assets import (
+    asset_key,
     build_quarantine_checks,
     build_trino_checks,
     existing_tables,
     table_assets,
     table_routes,
 )
+from pipelines.co2_pipeline import co2_assets
+from pipelines.io_managers import storage_io_managers
 from pipelines.jobs import ingest_job, reconcile_job
 from pipelines.lifecycle import build_rules_sensor, lifecycle_job, lifecycle_schedules
 from pipelines.maintenance import maintenance_job, maintenance_schedules
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
+from pipelines.user_modules import asset_keys, load_user_modules, merge_user_modules
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +46,25 @@ def build_definitions(settings: Settings) -> Definitions:
             existing = existing_tables(settings, open_object_store(settings), patterns)
     except Exception as exc:  # the store may be down at load; tables appear at the next reload
         log.warning("could not list existing tables: %s", exc)
-    tables = table_routes(routes, existing)
+    user = load_user_modules(settings.pipeline_modules)
+    # A table a pipeline computes (the example's summary, a user's) is that pipeline's asset,
+    # not a second one declared because its Delta log exists.
+    examples = [*co2_assets, *ais_assets]
+    computed = asset_keys(
+        [*examples, *(a for d in user.definitions.values() for a in d.assets or ())]
+    )
+    tables = {
+        ref: route
+        for ref, route in table_routes(routes, existing).items()
+        if asset_key(ref) not in computed
+    }
     schedules = maintenance_schedules(settings, list(tables))
     try:
         schedules += lifecycle_schedules(settings, open_object_store(settings))
     except Exception as exc:  # the store may be down at load; schedules appear at the next reload
         log.warning("could not read lifecycle rules: %s", exc)
-    return Definitions(
-        assets=table_assets(tables),
+    platform = Definitions(
+        assets=[*table_assets(tables), *examples],
         asset_checks=[*build_quarantine_checks(tables), *build_trino_checks(tables)],
         jobs=[ingest_job, reconcile_job, lifecycle_job, maintenance_job],
         sensors=[build_event_sensor(settings.sensor_interval_seconds), build_rules_sensor()],
@@ -62,8 +78,9 @@ def build_definitions(settings: Settings) -> Definitions:
             ),
             *schedules,
         ],
-        resources={"lakewire": LakewireResource()},
+        resources={"lakewire": LakewireResource(), **storage_io_managers()},
     )
+    return merge_user_modules(platform, user)
 
 
 defs = build_definitions(Settings())

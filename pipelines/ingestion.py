@@ -26,6 +26,7 @@ from lakehouse.formats import (
     BadObject,
     ObjectReader,
     ReadResult,
+    column_name,
     fit,
     schema_changes,
     target_schema,
@@ -174,6 +175,7 @@ def _reader(settings: Settings, route: Route, target: TableTarget) -> ObjectRead
         dtypes=route.dtypes,
         normalize=options.normalize_columns if naming is None else naming == "snake_case",
         inflate_limit=settings.ingest_stream_threshold_bytes,
+        renamed_columns=route.evolution.renamed_columns,
     )
 
 
@@ -293,7 +295,7 @@ def _commit(
             continue
         failed: list[_Loaded] = []
         try:
-            report.table_version = _write(route, target, loaded, schema, failed, settings)
+            report.table_version = _write(route, target, loaded, schema, failed, settings, run_id)
         except Exception as exc:
             if not failed:
                 raise
@@ -305,8 +307,20 @@ def _commit(
         report.ingested = [i.src.uri for i in loaded]
         report.rows = sum(_height(i) for i in loaded)
         report.schema = schema
-        report.schema_changes = schema_changes(table_schema, schema)
+        report.schema_changes = schema_changes(table_schema, schema) + _renamed(route, loaded)
         return
+
+
+def _renamed(route: Route, loaded: list[_Loaded]) -> list[str]:
+    """The route's declared renames this batch applied (an object still using the old name)."""
+    declared = route.evolution.renamed_columns
+    seen = {
+        (header, table)
+        for item in loaded
+        for table, header in item.columns.items()
+        if declared.get(header, declared.get(column_name(header))) == table and header != table
+    }
+    return [f"renamed column {old} -> {new}" for old, new in sorted(seen)]
 
 
 def _height(item: _Loaded) -> int:
@@ -320,6 +334,7 @@ def _write(
     schema: pl.Schema,
     failed: list[_Loaded],
     settings: Settings,
+    run_id: str,
 ) -> int | None:
     spec = route.write_spec
     arrow = with_original_names(arrow_schema(schema), (i.columns for i in loaded))
@@ -334,7 +349,7 @@ def _write(
         reader = pa.RecordBatchReader.from_batches(
             arrow, _batches(loaded, schema, arrow, failed, settings.ingest_stream_chunk_rows)
         )
-    return target.write(reader, [i.src for i in loaded], spec, partitions)
+    return target.write(reader, [i.src for i in loaded], spec, partitions, run_id)
 
 
 def _collect(item: _Loaded, schema: pl.Schema, failed: list[_Loaded]) -> pl.DataFrame:

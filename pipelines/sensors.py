@@ -21,6 +21,8 @@ from dagster import (
     sensor,
 )
 
+from lakehouse.routes import settings_routes
+from pipelines.batches import unrouted
 from pipelines.jobs import ingest_job
 from pipelines.requests import RunStorage, plan_runs
 from pipelines.resources import LakewireResource
@@ -80,6 +82,12 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
         if new_cursor == cursor:
             return SkipReason(f"events after {cursor} are fresh: the dispatcher launches them")
         requests = plan_runs(settings, events, RunStorage(context.instance))
+        if lost := unrouted(settings, settings_routes(settings), events):
+            context.log.warning(
+                f"{len(lost)} objects match no route, so no table gets them "
+                f"(`lakewire routes explain KEY` says why): {', '.join(lost[:20])}"
+                + (" ..." if len(lost) > 20 else "")
+            )
         for rr in requests:  # the route each object took (`lakewire routes explain` says why)
             t = rr.tags
             context.log.info(

@@ -78,6 +78,11 @@ class NotificationSummary(BaseModel):
     error: str | None = None
 
 
+class UnroutedView(BaseModel):
+    objects: int
+    examples: list[str]
+
+
 class BucketView(BaseModel):
     name: str
     objects: int
@@ -95,6 +100,11 @@ class BucketView(BaseModel):
         default=[],
         description="The routes that watch this bucket (they turn its objects "
         "into table rows), in the order they are tried.",
+    )
+    unrouted: UnroutedView | None = Field(
+        default=None,
+        description="Objects in this watched bucket that no route takes (no table will get "
+        "them), as last counted in the background; None for a bucket no route watches.",
     )
 
 
@@ -160,11 +170,13 @@ def _user_buckets(rt: Runtime, who: Principal) -> list[BucketInfo]:
 
 
 def _scoped(rt: Runtime, who: Principal, name: str, view: dict[str, Any]) -> dict[str, Any]:
-    """A tenant's view of a shared bucket counts only its prefix, and shows no routes."""
+    """A tenant's view of a shared bucket counts only its prefix, and shows no routes and no
+    unrouted objects."""
     grant = who.grant_in(name)
     if grant is None:
         return view
     view["routes"] = []
+    view["unrouted"] = None  # its examples are other tenants' keys
     if grant.prefix:
         objects = list(rt.store.iter_objects(name, grant.prefix))
         view["objects"] = len(objects)
@@ -196,6 +208,7 @@ def list_buckets(rt: Runtime, who: Caller) -> list[BucketView]:
     for b in buckets:
         view = rt.catalog.describe(b.name, b.created)
         view["routes"] = watching.get(b.name, [])
+        view["unrouted"] = _unrouted(rt, b.name)
         state = rt.renamer.status(b.name)
         view["rename"] = state if state and rt.renamer.busy(b.name) else None
         out.append(BucketView.model_validate(_scoped(rt, who, b.name, view)))
@@ -208,7 +221,13 @@ def get_bucket(name: str, rt: Runtime, who: Caller) -> BucketView:
     _require_bucket(rt, name)
     view = rt.catalog.describe(name)
     view["routes"] = _routes_by_bucket(rt).get(name, [])
+    view["unrouted"] = _unrouted(rt, name)
     return BucketView.model_validate(_scoped(rt, who, name, view))
+
+
+def _unrouted(rt: Runtime, bucket: str) -> dict[str, object] | None:
+    found = rt.unrouted.get(bucket)
+    return {"objects": found.objects, "examples": found.examples} if found else None
 
 
 def _routes_by_bucket(rt: Runtime) -> dict[str, list[str]]:

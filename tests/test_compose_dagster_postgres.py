@@ -4,8 +4,8 @@ The platform's Dagster instance config, with only host and port pointed at a Pos
 test starts (Debian's server binaries, as the `postgres` user) and the compute-log endpoint at
 moto: the instance loads (dagster-postgres, dagster-aws importable and configured), a run
 executes with its events in Postgres and its stdout in the `dagster` bucket. Not covered
-here: a sensor tick and a run dequeued by the daemon on this instance (the coordinator needs
-a code location's origin, i.e. a running code server). moto rather than
+here, but by the embedded platform test at the end (the embedded platform with its Dagster
+storage in this Postgres): a sensor tick and a run the daemon dequeues. moto rather than
 SeaweedFS: only object puts and lists are needed and the session's moto is already running.
 """
 
@@ -16,13 +16,14 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import _connectable, free_port, wait_for
+from tests.helpers import Platform, _connectable, free_port, platform_env, wait_for, write_csv
 from tests.s3servers import MotoServer
 
 ROOT = Path(__file__).parent.parent
@@ -146,3 +147,44 @@ def test_platform_dagster_instance_on_real_postgres_with_compute_logs_on_s3_moto
         keys = wait_for(uploaded, timeout=30, what="compute logs in the dagster bucket")
         bodies = [s3.get_object(Bucket="dagster", Key=k)["Body"].read() for k in keys]
         assert any(b"hello from the platform" in b for b in bodies), keys
+
+
+@pytest.mark.platform
+def test_the_platform_on_postgres_ticks_its_sensor_and_the_daemon_dequeues_runs(
+    postgres: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded platform with Dagster's storage in Postgres, as the compose platform keeps
+    it: the sensor's ticks, the queued run the daemon dequeues and launches, its events."""
+    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+
+    url = f"postgresql+psycopg2://lakewire:{PASSWORD}@127.0.0.1:{postgres}/dagster"
+    data_dir = tmp_path / "data"
+    platform = Platform(data_dir, platform_env(data_dir, LAKEWIRE_DAGSTER_POSTGRES_URL=url))
+    started = time.time()
+    platform.lakewire("up", "--detach")
+    try:
+        home = data_dir / "dagster"
+        assert PASSWORD not in (home / "dagster.yaml").read_text()
+        platform.lakewire("put", str(write_csv(tmp_path / "pg.csv", 40)), "landing/pg/a.csv")
+        wait_for(lambda: platform.count("delta.default.pg") == 40, 120, "40 rows", 1)
+        wait_for(lambda: platform.sensor_ticks_since(started) >= 2, 60, "sensor ticks", 1)
+        wait_for(lambda: platform.settled_runs(), 60, "runs to settle", 1)
+
+        monkeypatch.setenv("LAKEWIRE_DAGSTER_POSTGRES_URL", url)
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        with DagsterInstance.get() as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            (run,) = [r for r in instance.get_runs() if r.tags.get("lakewire/table")]
+            assert run.status == DagsterRunStatus.SUCCESS
+            kinds = {
+                rec.event_log_entry.dagster_event_type
+                for rec in instance.get_records_for_run(run.run_id).records
+            }
+            # Submitted to the queue, launched from it by the daemon (STARTING), then run.
+            assert {
+                DagsterEventType.RUN_ENQUEUED,
+                DagsterEventType.RUN_STARTING,
+                DagsterEventType.RUN_SUCCESS,
+            } <= kinds
+    finally:
+        platform.lakewire("down", check=False)

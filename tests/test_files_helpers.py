@@ -62,6 +62,10 @@ def test_files_round_trip_csv_parquet_ndjson_and_listing(
     raw = lake.open("results/emissions.ndjson").read().decode()
     assert raw.count("\n") == 3 and raw.startswith('{"country":"DE"')  # one object a line
     assert lake.read_json("s3://results/emissions.ndjson").equals(df)
+    assert lake.write_bytes(b"\x80model", "results/model.bin").size == 6
+    with lake.open("results/model.bin") as fh:
+        assert fh.read() == b"\x80model"
+    lake.rm("results/model.bin")
 
     assert {"co2-data", "results"} <= set(lake.ls())
     assert lake.ls("co2-data") == ["co2-data/emissions/"]

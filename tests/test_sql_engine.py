@@ -73,12 +73,13 @@ def test_time_travel_and_history(fmt: str, lake: Any) -> None:
     settings, store = lake
     t = f"{fmt}.sales.orders"
     history = query(
-        f'SELECT version, timestamp, rows_added FROM {fmt}.sales."orders$history" '
+        f'SELECT version, timestamp, rows_added, run_id FROM {fmt}.sales."orders$history" '
         "WHERE rows_added IS NOT NULL ORDER BY timestamp",
         settings=settings,
         store=store,
     )
     assert history["rows_added"].to_list() == [10, 5]
+    assert history["run_id"].to_list() == ["run-1", "run-2"]  # which run made each version
     first = history["version"][0]
     n = query(
         f"SELECT count(*) AS n FROM {t} FOR VERSION AS OF {first}", settings=settings, store=store

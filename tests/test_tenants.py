@@ -169,6 +169,7 @@ def test_tenant_works_inside_its_scope_and_sees_only_its_prefix(service: Service
     buckets = {v["name"]: v for v in c.get("/api/buckets", headers=a).json()}
     assert "lake" not in buckets and SYSTEM_BUCKET not in buckets and "landing" in buckets
     assert buckets["landing"]["objects"] == 1 and buckets["landing"]["size"] == 5
+    assert buckets["landing"]["routes"] == [] and buckets["landing"]["unrouted"] is None
     assert c.get("/api/summary", headers=a).json()["total_buckets"] == len(buckets)
     me = c.get("/api/whoami", headers=a).json()
     assert me["principal"] == "team-a" and not me["admin"] and me["schema_name"] == "team_a"
