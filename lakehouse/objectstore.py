@@ -274,6 +274,9 @@ class ObjectStore(Protocol):
     ) -> Listing: ...
     def copy_object(self, bucket: str, key: str, dst_bucket: str) -> ObjectInfo: ...
     def encryption(self, bucket: str) -> Encryption: ...
+    def set_encryption(
+        self, bucket: str, algorithm: str | None, kms_key_id: str | None = None
+    ) -> Encryption: ...
     def versioning(self, bucket: str) -> str: ...
     def set_versioning(self, bucket: str, enabled: bool) -> str: ...
     def list_versions(self, bucket: str, key: str) -> list[ObjectVersion]: ...
@@ -854,6 +857,13 @@ class LocalObjectStore(_Listings):
     def encryption(self, bucket: str) -> Encryption:
         return Encryption(enabled=False, algorithm=None, supported=False)
 
+    def set_encryption(
+        self, bucket: str, algorithm: str | None, kms_key_id: str | None = None
+    ) -> Encryption:
+        if not self.bucket_exists(bucket):
+            raise BucketNotFound(f"bucket '{bucket}' does not exist")
+        raise Unsupported("the local backend does not encrypt at rest (use disk encryption)")
+
     def versioning(self, bucket: str) -> str:
         if not self.bucket_exists(bucket):
             raise BucketNotFound(f"bucket '{bucket}' does not exist")
@@ -1212,6 +1222,26 @@ class S3ObjectStore(_Listings):
             if default.get("SSEAlgorithm"):
                 return Encryption(enabled=True, algorithm=default["SSEAlgorithm"])
         return Encryption(enabled=False)
+
+    def set_encryption(
+        self, bucket: str, algorithm: str | None, kms_key_id: str | None = None
+    ) -> Encryption:
+        """The bucket's default encryption: ``AES256`` (SSE-S3), ``aws:kms`` (SSE-KMS, with
+        ``kms_key_id`` the key's name or ARN) or None (off)."""
+        self._require(bucket)
+        if algorithm is None:
+            self.client.delete_bucket_encryption(Bucket=bucket)
+        else:
+            default: dict[str, Any] = {"SSEAlgorithm": algorithm}
+            if kms_key_id:
+                default["KMSMasterKeyID"] = kms_key_id
+            self.client.put_bucket_encryption(
+                Bucket=bucket,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": default}]
+                },
+            )
+        return self.encryption(bucket)
 
     def versioning(self, bucket: str) -> str:
         """``Enabled``, ``Suspended`` or ``Off`` (never enabled), as S3 reports it."""

@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +29,15 @@ from typing import Any, Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lakehouse.formats import (
     BadObject,
@@ -55,7 +64,7 @@ from lakehouse.tables import TableFormat, TableRef, WriteSpec
 log = logging.getLogger("lakewire.routes")
 
 TABLE_RE = re.compile(
-    r"^([a-z_][a-z0-9_]*|\{dataset\})\.([a-z_][a-z0-9_]*|[a-z0-9_]*\{dataset\}[a-z0-9_]*)$"
+    r"^([a-z_][a-z0-9_]*|\{dataset\}|\{tenant\})\.([a-z_][a-z0-9_]*|[a-z0-9_]*\{dataset\}[a-z0-9_]*)$"
 )
 # The project's routes file; LAKEWIRE_ROUTES_FILE points elsewhere.
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "routes.yaml"
@@ -125,7 +134,10 @@ class Route(BaseModel):
     )
     priority: int = Field(default=0, description="Higher is tried first; ties keep file order.")
     format: TableFormat = "delta"
-    table: str = Field(description="'schema.table'; '{dataset}' is the key's first folder.")
+    table: str = Field(
+        description="'schema.table'; '{dataset}' is the key's first folder; '{tenant}' the "
+        "schema of the tenant whose folder the key is under ('default' if none)."
+    )
     file_format: DeclaredFormat = "auto"
     csv: CsvOptions = CsvOptions()
     read: ReadOptions = ReadOptions()
@@ -136,6 +148,7 @@ class Route(BaseModel):
     evolution: Evolution = Evolution()
     on_delete: Literal["ignore", "delete_rows"] = "ignore"
     max_object_bytes: int | None = Field(default=None, gt=0)
+    _tenants: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     @field_validator("table")
     @classmethod
@@ -143,7 +156,7 @@ class Route(BaseModel):
         if not TABLE_RE.match(value):
             raise ValueError(
                 f"'{value}' is not 'schema.table' (lowercase letters, digits, '_'; "
-                "'{dataset}' allowed)"
+                "'{dataset}' and a '{tenant}' schema allowed)"
             )
         return value
 
@@ -184,7 +197,14 @@ class Route(BaseModel):
 
     @property
     def is_pattern(self) -> bool:
-        return "{dataset}" in self.table
+        return "{dataset}" in self.table or "{tenant}" in self.table
+
+    def with_tenants(self, tenants: Collection[str]) -> Route:
+        """This route knowing the registered tenant ids (DECISIONS "Routes": the first key
+        segment is the tenant when it is one), as the live routes are loaded."""
+        route = self.model_copy()
+        route._tenants = frozenset(tenants)
+        return route
 
     @property
     def dtypes(self) -> dict[str, pl.DataType] | None:
@@ -203,9 +223,23 @@ class Route(BaseModel):
     def matches(self, bucket: str, key: str) -> bool:
         return bucket == self.bucket and glob_match(self.glob, key)
 
+    def tenant_of(self, key: str) -> str | None:
+        """The registered tenant whose folder the key is under, if any."""
+        first, sep, _ = key.partition("/")
+        return first if sep and first in self._tenants else None
+
     def table_for(self, key: str) -> TableRef:
+        """With ``{tenant}``, a key under a registered tenant's folder (``<tenant>/<dataset>/…``)
+        goes to the tenant's schema and ``{dataset}`` is the folder after the tenant's."""
+        from lakehouse.tenants import tenant_schema  # lakehouse.tenants imports this module
+
+        schema = "default"
+        tenant = self.tenant_of(key)
+        if "{tenant}" in self.table and tenant is not None:
+            schema, key = tenant_schema(tenant), key.split("/", 1)[1]
         dataset = key.split("/", 1)[0] if "/" in key else "default"
         qualified = self.table.replace("{dataset}", identifier(dataset))
+        qualified = qualified.replace("{tenant}", schema)
         schema, _, name = qualified.partition(".")
         return TableRef(self.format, schema, name)
 
@@ -253,15 +287,16 @@ CATCH_ALL = Route(
     name="landing_files",
     bucket="landing",
     glob=CATCH_ALL_GLOB,
-    table="default.{dataset}",
+    table="{tenant}.{dataset}",
     file_format="auto",
 )
 DEFAULT_ROUTES = [CATCH_ALL]
 DEFAULT_TEXT = (
     f"version: {CURRENT_VERSION}\nroutes:\n"
     "  # landing/<dataset>/<any depth>/<file> -> delta.default.<dataset>, format by extension\n"
+    "  # (landing/<tenant>/<dataset>/... -> delta.<tenant schema>.<dataset>)\n"
     f'  - name: {CATCH_ALL.name}\n    bucket: landing\n    glob: "{CATCH_ALL_GLOB}"\n'
-    "    table: default.{dataset}\n    file_format: auto\n"
+    '    table: "{tenant}.{dataset}"\n    file_format: auto\n'
 )
 
 
@@ -301,7 +336,7 @@ def analyze(
     with_folder = compile_patterns(CATCH_ALL_GLOB)
     try:
         for route in routes:
-            if not route.is_pattern:
+            if "{dataset}" not in route.table:
                 continue
             loose = witness([_pats(route)], [with_folder, quarantine])
             fixed = first_segment_is_fixed(route.glob)

@@ -17,13 +17,14 @@ from __future__ import annotations
 import difflib
 import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
 from lakehouse.objectstore import BucketNotFound, ObjectNotFound, ObjectStore, open_object_store
 from lakehouse.routes import SYSTEM_BUCKET, RoutesError, RouteSet, check_routes, read_routes_file
 from lakehouse.settings import Settings
+from lakehouse.tenants import tenant_ids
 
 PREFIX = "routes/versions/"
 Source = Literal["seed", "api", "cli", "rollback"]
@@ -162,15 +163,20 @@ class LiveRoutes:
 
 
 def live(settings: Settings, store: ObjectStore | None = None) -> LiveRoutes:
-    """The routes every process uses now: the system bucket's newest version, else the file."""
-    current = RoutesStore(settings, store).latest()
+    """The routes every process uses now: the system bucket's newest version, else the file,
+    knowing the tenants registered now (so ``{tenant}`` routes a new tenant's next object)."""
+    versions = RoutesStore(settings, store)
+    current = versions.latest()
     if current is not None:
         origin = f"{SYSTEM_BUCKET} routes v{current.version}"
-        return LiveRoutes(
-            check_routes(current.text, origin, settings.quarantine_prefix), origin, current
-        )
-    text, origin = read_routes_file(settings.routes_file)
-    return LiveRoutes(check_routes(text, origin, settings.quarantine_prefix), origin, None)
+        checked = check_routes(current.text, origin, settings.quarantine_prefix)
+    else:
+        text, origin = read_routes_file(settings.routes_file)
+        checked = check_routes(text, origin, settings.quarantine_prefix)
+    tenants = tenant_ids(versions.store)
+    if tenants:
+        checked = replace(checked, routes=[r.with_tenants(tenants) for r in checked.routes])
+    return LiveRoutes(checked, origin, current)
 
 
 def live_routes(settings: Settings, store: ObjectStore | None = None) -> RouteSet:

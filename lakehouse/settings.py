@@ -119,6 +119,20 @@ class Settings(BaseSettings):
         "one generated on first start (state/webhook_token, 0600).",
     )
 
+    minio_admin_access_key: SecretStr | None = Field(
+        default=None,
+        description="MinIO only: an admin credential, held by the tenants endpoint alone, to "
+        "make each tenant a MinIO user with a policy limited to its scope (docs/tenants.md). "
+        "Unset: no MinIO users (the API still enforces every tenant's scope).",
+    )
+    minio_admin_secret_key: SecretStr | None = None
+    tenant_max_concurrent_runs: int = Field(
+        default=2,
+        ge=1,
+        description="Ingestion runs of one tenant's objects that run at once (Dagster's run "
+        "queue, tag lakewire/tenant); more wait, so one tenant cannot take every slot.",
+    )
+
     sqs_queue_url: str | None = Field(
         default=None,
         description="AWS S3 -> SQS bucket notifications: the service drains this queue into its "

@@ -17,6 +17,7 @@ from rich.table import Table
 from lakehouse.objectstore import ObjectStore, StorageError, open_object_store
 from lakehouse.settings import Settings
 from lakewire import supervisor
+from lakewire.cli_tenants import tenant_app
 
 if TYPE_CHECKING:
     from lakehouse.routes import RouteSet
@@ -598,6 +599,9 @@ def demo(
             "Dagster UI, or run lakewire demo again",
             highlight=False,
         )
+
+
+app.add_typer(tenant_app, name="tenant")
 
 
 # -- routes -------------------------------------------------------------------------------------

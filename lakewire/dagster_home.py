@@ -45,7 +45,12 @@ def instance_config(settings: Settings) -> dict[str, object]:
                         "key": "lakewire/table",
                         "value": {"applyLimitPerUniqueValue": True},
                         "limit": 1,
-                    }
+                    },
+                    {
+                        "key": "lakewire/tenant",
+                        "value": {"applyLimitPerUniqueValue": True},
+                        "limit": settings.tenant_max_concurrent_runs,
+                    },
                 ],
             },
         },

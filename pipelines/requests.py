@@ -25,6 +25,7 @@ from pipelines.batches import DRAINED_TAG, DRAINING_TAG, STREAM_SEQ_TAG, Item, p
 from storage_service.events import BucketEvent
 
 TABLE_TAG = "lakewire/table"
+TENANT_TAG = "lakewire/tenant"
 # How many recent runs of a table to look at: runs of one table run one at a time, so the
 # latest successful and in-progress drains are always among the newest few.
 RECENT_RUNS = 5
@@ -90,25 +91,32 @@ def plan_runs(
 ) -> list[RunRequest]:
     """At most one run request per table with events no run covers yet."""
     requests = []
-    for (route_name, table), items in pending_by_table(
-        settings, settings_routes(settings), events
-    ).items():
+    routes = settings_routes(settings)
+    by_name = {r.name: r for r in routes}
+    for (route_name, table), items in pending_by_table(settings, routes, events).items():
         state = runs.table_runs(table)
         items = [item for item in items if (item[1].stream_seq or 0) > state.covered]
         if not items or state.waiting:
             continue
         first = state.drained + 1 if state.drained else min(e.stream_seq or 0 for _, e in items)
-        requests.append(run_request(route_name, table, items, first))
+        owners = {by_name[route_name].tenant_of(e.key) for _, e in items}
+        tenant = owners.pop() if len(owners) == 1 else None
+        requests.append(run_request(route_name, table, items, first, tenant))
     return requests
 
 
-def run_request(route_name: str, table: str, items: list[Item], first_seq: int) -> RunRequest:
+def run_request(
+    route_name: str, table: str, items: list[Item], first_seq: int, tenant: str | None = None
+) -> RunRequest:
     """The run for a table's drain from ``first_seq``; its tags name the objects seen so far
-    (the UI's run list), the run's own metadata names what it actually ingested."""
+    (the UI's run list), the run's own metadata names what it actually ingested. ``tenant``:
+    the registered tenant whose objects these all are; Dagster's run queue limits each tenant's
+    concurrent runs by that tag."""
     seqs = [e.stream_seq or 0 for _, e in items]
     identity = json.dumps([[action, e.bucket, e.key, e.etag, e.sequencer] for action, e in items])
     run_key = f"{table}:{hashlib.sha256(identity.encode()).hexdigest()[:24]}"
     keys = ", ".join(f"{e.bucket}/{e.key}" for _, e in items)
+    owner = {TENANT_TAG: tenant} if tenant else {}
     return RunRequest(
         run_key=run_key,
         run_config={
@@ -125,5 +133,6 @@ def run_request(route_name: str, table: str, items: list[Item], first_seq: int) 
             STREAM_SEQ_TAG: f"{min(seqs)}-{max(seqs)}",
             "lakewire/first_object": f"{items[0][1].bucket}/{items[0][1].key}"[:200],
             "lakewire/sources": keys if len(keys) <= 1000 else keys[:997] + "...",
+            **owner,
         },
     )

@@ -1,19 +1,30 @@
-"""Bucket-level API: summary, list, create, rename, delete, versioning, notification rules."""
+"""Bucket-level API: summary, list, create, rename, delete, versioning, notification rules.
+
+Buckets themselves are the admin's; a tenant sees the buckets its scope reaches, with counts of
+its own part only, and keeps the notification rules under its own prefix.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import threading
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from lakehouse.objectstore import BucketInfo, BucketNotFound, Unsupported, validate_key
 from lakehouse.routes import SYSTEM_BUCKET, settings_routes
-from storage_service.access import Runtime, require_key
+from lakehouse.tenants import tenant_kms_key
+from storage_service import authz
+from storage_service.access import Caller, Runtime, principal, require_key
+from storage_service.authz import Principal
 from storage_service.notifications import MINIO_NATS_ARN, BucketNotifications
 from storage_service.renames import RenameState
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/api", dependencies=[Depends(principal)])
+admin = [Depends(require_key)]
+# Tenants change their own share of a bucket's rules: read, merge and write as one step.
+_rules_lock = threading.Lock()
 
 
 class BucketCreate(BaseModel):
@@ -26,6 +37,17 @@ class BucketRename(BaseModel):
 
 class VersioningChange(BaseModel):
     enabled: bool
+
+
+SSE_ALGORITHMS = {"SSE-S3": "AES256", "SSE-KMS": "aws:kms", "none": None}
+
+
+class EncryptionChange(BaseModel):
+    algorithm: Literal["SSE-S3", "SSE-KMS", "none"]
+    kms_key_id: str | None = Field(default=None, description="SSE-KMS: the key's name or ARN.")
+    tenant: str | None = Field(
+        default=None, description="SSE-KMS: the tenant's own key (lakewire-tenant-<id>)."
+    )
 
 
 class VersionRestore(BaseModel):
@@ -44,6 +66,10 @@ class EncryptionView(BaseModel):
     enabled: bool
     algorithm: str | None
     supported: bool
+
+
+class EncryptionSet(EncryptionView):
+    detail: str | None = None
 
 
 class NotificationSummary(BaseModel):
@@ -133,26 +159,48 @@ def _not_system(name: str) -> None:
         raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is the platform's system bucket")
 
 
-def _user_buckets(rt: Runtime) -> list[BucketInfo]:
+def _user_buckets(rt: Runtime, who: Principal) -> list[BucketInfo]:
     """The buckets people work with; the system bucket is listed no more than MinIO lists
-    its own ``.minio.sys`` (it is reached through /api/routes)."""
-    return [b for b in rt.store.list_buckets() if b.name != SYSTEM_BUCKET]
+    its own ``.minio.sys`` (it is reached through /api/routes). A tenant: those of its scope."""
+    return [
+        b
+        for b in rt.store.list_buckets()
+        if b.name != SYSTEM_BUCKET and (who.is_admin or who.grant_in(b.name) is not None)
+    ]
+
+
+def _scoped(rt: Runtime, who: Principal, name: str, view: dict[str, Any]) -> dict[str, Any]:
+    """A tenant's view of a shared bucket counts only its prefix, and shows no routes and no
+    unrouted objects."""
+    grant = who.grant_in(name)
+    if grant is None:
+        return view
+    view["routes"] = []
+    view["unrouted"] = None  # its examples are other tenants' keys
+    if grant.prefix:
+        objects = list(rt.store.iter_objects(name, grant.prefix))
+        view["objects"] = len(objects)
+        view["size"] = sum(o.size for o in objects)
+        latest = max((o.last_modified for o in objects), default=None)
+        view["last_updated"] = latest.isoformat() if latest else None
+        view["stats_complete"] = True
+    return view
 
 
 @router.get("/summary")
-def summary(rt: Runtime) -> Summary:
+def summary(rt: Runtime, who: Caller) -> Summary:
     """A backend that cannot be reached is reported as DISCONNECTED, never as an error."""
     try:
-        buckets = _user_buckets(rt)
+        buckets = _user_buckets(rt, who)
     except Exception:
         return Summary(total_buckets=0, status="DISCONNECTED", backend=rt.store.kind)
     return Summary(total_buckets=len(buckets), status="CONNECTED", backend=rt.store.kind)
 
 
 @router.get("/buckets")
-def list_buckets(rt: Runtime) -> list[BucketView]:
+def list_buckets(rt: Runtime, who: Caller) -> list[BucketView]:
     try:
-        buckets = _user_buckets(rt)
+        buckets = _user_buckets(rt, who)
     except Exception as exc:
         raise HTTPException(503, detail=f"storage backend unreachable: {exc}") from exc
     watching = _routes_by_bucket(rt)
@@ -163,17 +211,18 @@ def list_buckets(rt: Runtime) -> list[BucketView]:
         view["unrouted"] = _unrouted(rt, b.name)
         state = rt.renamer.status(b.name)
         view["rename"] = state if state and rt.renamer.busy(b.name) else None
-        out.append(BucketView.model_validate(view))
+        out.append(BucketView.model_validate(_scoped(rt, who, b.name, view)))
     return out
 
 
 @router.get("/buckets/{name}")
-def get_bucket(name: str, rt: Runtime) -> BucketView:
+def get_bucket(name: str, rt: Runtime, who: Caller) -> BucketView:
+    authz.bucket(who, name)
     _require_bucket(rt, name)
     view = rt.catalog.describe(name)
     view["routes"] = _routes_by_bucket(rt).get(name, [])
     view["unrouted"] = _unrouted(rt, name)
-    return BucketView.model_validate(view)
+    return BucketView.model_validate(_scoped(rt, who, name, view))
 
 
 def _unrouted(rt: Runtime, bucket: str) -> dict[str, object] | None:
@@ -194,7 +243,7 @@ def _routes_by_bucket(rt: Runtime) -> dict[str, list[str]]:
     return out
 
 
-@router.post("/buckets", status_code=201)
+@router.post("/buckets", status_code=201, dependencies=admin)
 def create_bucket(body: BucketCreate, rt: Runtime) -> Created:
     # Held for the create: a name a rename has reserved (or a delete holds) is not free.
     with rt.gate.alone("being created", body.name):
@@ -203,7 +252,7 @@ def create_bucket(body: BucketCreate, rt: Runtime) -> Created:
     return Created(name=body.name)
 
 
-@router.delete("/buckets/{name}", status_code=204)
+@router.delete("/buckets/{name}", status_code=204, dependencies=admin)
 def delete_bucket(
     name: str,
     rt: Runtime,
@@ -220,7 +269,7 @@ def delete_bucket(
     return Response(status_code=204)
 
 
-@router.post("/buckets/{name}/rename", status_code=202)
+@router.post("/buckets/{name}/rename", status_code=202, dependencies=admin)
 def rename_bucket(
     name: str,
     body: BucketRename,
@@ -242,7 +291,7 @@ def rename_bucket(
     return state
 
 
-@router.get("/buckets/{name}/rename")
+@router.get("/buckets/{name}/rename", dependencies=admin)
 def rename_status(name: str, rt: Runtime) -> RenameState:
     state = rt.renamer.status(name)
     if state is None:
@@ -250,15 +299,42 @@ def rename_status(name: str, rt: Runtime) -> RenameState:
     return state
 
 
+# -- default encryption (S3); the local backend answers that it cannot --------------------------
+@router.put("/buckets/{name}/encryption", dependencies=admin)
+def set_encryption(name: str, body: EncryptionChange, rt: Runtime) -> EncryptionSet:
+    """SSE-S3, SSE-KMS (a named key, or a tenant's own key) or none, for new objects."""
+    _not_system(name)
+    key = body.kms_key_id
+    if body.tenant is not None:
+        if body.tenant not in {t.id for t in rt.tenants.all()}:
+            raise HTTPException(404, detail=f"no tenant '{body.tenant}'")
+        key = tenant_kms_key(body.tenant)
+    if body.algorithm == "SSE-KMS" and not key:
+        raise HTTPException(422, detail="SSE-KMS needs kms_key_id or tenant")
+    if body.algorithm != "SSE-KMS" and (body.kms_key_id or body.tenant):
+        raise HTTPException(422, detail="kms_key_id and tenant go with SSE-KMS only")
+    try:
+        done = rt.store.set_encryption(name, SSE_ALGORITHMS[body.algorithm], key)
+    except Unsupported as exc:
+        return EncryptionSet(enabled=False, algorithm=None, supported=False, detail=str(exc))
+    except BucketNotFound:
+        raise
+    except Exception as exc:
+        raise HTTPException(502, detail=f"the store refused the encryption: {exc}") from exc
+    rt.catalog.forget(name)
+    return EncryptionSet(enabled=done.enabled, algorithm=done.algorithm, supported=True)
+
+
 # -- versioning (S3); the local backend answers that it cannot ----------------------------------
 @router.get("/buckets/{name}/versioning")
-def get_versioning(name: str, rt: Runtime) -> VersioningView:
+def get_versioning(name: str, rt: Runtime, who: Caller) -> VersioningView:
+    authz.bucket(who, name)
     _require_bucket(rt, name)
     status = rt.store.versioning(name)
     return VersioningView(supported=status != "Unsupported", status=status)
 
 
-@router.put("/buckets/{name}/versioning")
+@router.put("/buckets/{name}/versioning", dependencies=admin)
 def set_versioning(name: str, body: VersioningChange, rt: Runtime) -> VersioningView:
     try:
         status = rt.store.set_versioning(name, body.enabled)
@@ -269,7 +345,8 @@ def set_versioning(name: str, body: VersioningChange, rt: Runtime) -> Versioning
 
 
 @router.get("/buckets/{name}/versions")
-def list_versions(name: str, rt: Runtime, key: str = Query(...)) -> VersionsView:
+def list_versions(name: str, rt: Runtime, who: Caller, key: str = Query(...)) -> VersionsView:
+    authz.obj(who, name, key)
     try:
         versions = rt.store.list_versions(name, key)
     except Unsupported as exc:
@@ -291,8 +368,9 @@ def list_versions(name: str, rt: Runtime, key: str = Query(...)) -> VersionsView
 
 
 @router.post("/buckets/{name}/versions/restore")
-def restore_version(name: str, body: VersionRestore, rt: Runtime) -> Restored:
+def restore_version(name: str, body: VersionRestore, rt: Runtime, who: Caller) -> Restored:
     validate_key(body.key)
+    authz.obj(who, name, body.key)
     try:
         with rt.gate.writing(name):
             info = rt.store.restore_version(name, body.key, body.version_id)
@@ -311,15 +389,35 @@ def _target(rt: Runtime, name: str) -> str:
 
 
 @router.get("/buckets/{name}/notifications")
-def get_notifications(name: str, rt: Runtime) -> NotificationsView:
+def get_notifications(name: str, rt: Runtime, who: Caller) -> NotificationsView:
+    """A tenant sees the rules under its own prefix only."""
+    authz.bucket(who, name)
     _require_bucket(rt, name)
     config = rt.catalog.notification_config(name)
-    return NotificationsView(target=_target(rt, name), rules=config.rules)
+    mine = [r for r in config.rules if authz.owns_rule(who, name, r.prefix)]
+    return NotificationsView(target=_target(rt, name), rules=mine)
 
 
 @router.put("/buckets/{name}/notifications")
-def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> NotificationsView:
+def set_notifications(
+    name: str, body: BucketNotifications, rt: Runtime, who: Caller
+) -> NotificationsView:
+    """The admin replaces all of a bucket's rules; a tenant replaces those under its prefix
+    (every rule it sends must lie there) and leaves the others as they are."""
+    authz.rule_prefixes(who, name, [r.prefix for r in body.rules])
     _require_bucket(rt, name)
+    with _rules_lock:
+        if not who.is_admin:
+            kept = rt.catalog.notification_config(name).rules
+            others = [r for r in kept if not authz.owns_rule(who, name, r.prefix)]
+            wanted = BucketNotifications(rules=[*others, *body.rules])
+        else:
+            wanted = body
+        _apply_notifications(rt, name, wanted)
+    return NotificationsView(target=_target(rt, name), rules=body.rules)
+
+
+def _apply_notifications(rt: Runtime, name: str, body: BucketNotifications) -> None:
     try:
         rt.catalog.set_notification_config(name, body)
     except Exception as exc:
@@ -335,4 +433,3 @@ def set_notifications(name: str, body: BucketNotifications, rt: Runtime) -> Noti
             detail=f"the S3 backend rejected notification rules for target "
             f"{rt.settings.s3_notification_arn}: {exc}{hint}",
         ) from exc
-    return NotificationsView(target=_target(rt, name), rules=body.rules)

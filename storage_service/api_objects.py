@@ -22,13 +22,15 @@ from starlette.requests import ClientDisconnect
 from lakehouse.objectstore import InvalidName, ObjectInfo, ObjectNotFound, validate_key
 from lakehouse.routes import SYSTEM_BUCKET
 from lakehouse.tiers import TierMap
-from storage_service.access import Runtime, require_key
+from storage_service import authz
+from storage_service.access import Caller, Runtime, principal
+from storage_service.authz import Principal
 from storage_service.events import OBJECT_CREATED_PUT
 from storage_service.http_ranges import parse_range
 from storage_service.presign import BadSignature
 from storage_service.runtime import ServiceRuntime
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/api", dependencies=[Depends(principal)])
 presigned_router = APIRouter(include_in_schema=False)
 
 OBJECT_PATH = "/buckets/{name}/objects/{key:path}"
@@ -102,13 +104,21 @@ def _object_view(info: ObjectInfo) -> ObjectView:
 def list_objects(
     name: str,
     rt: Runtime,
+    who: Caller,
     prefix: str = "",
     delimiter: str | None = "/",
     cursor: str | None = None,
     limit: int = Query(200, ge=1, le=1000),
 ) -> ObjectPage:
+    shown = authz.listing(who, name, prefix, delimiter or None)
+    if shown.folders is not None:
+        if not rt.store.bucket_exists(name):
+            raise HTTPException(404, detail=f"bucket '{name}' does not exist")
+        return ObjectPage(
+            bucket=name, prefix=prefix, folders=shown.folders, objects=[], next_cursor=None
+        )
     page = rt.store.list_page(
-        name, prefix=prefix, delimiter=delimiter or None, cursor=cursor or None, limit=limit
+        name, prefix=shown.prefix, delimiter=delimiter or None, cursor=cursor or None, limit=limit
     )
     return ObjectPage(
         bucket=name,
@@ -120,11 +130,13 @@ def list_objects(
 
 
 # -- upload ------------------------------------------------------------------------------------
-async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> Uploaded:
+async def upload(
+    rt: ServiceRuntime, name: str, key: str, request: Request, who: Principal
+) -> Uploaded:
     """Stream the request body into the store; the size limit is enforced while streaming.
 
     The upload holds its bucket's gate for its whole length, so the bucket cannot be deleted
-    or renamed under it, and one of a bounded number of upload slots.
+    or renamed under it, and one of a bounded number of upload slots. Its event names ``who``.
     """
     validate_key(key)
     if name == SYSTEM_BUCKET:
@@ -156,7 +168,7 @@ async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> U
                         yield chunk
 
             if rt.watcher is not None:
-                rt.watcher.hint_start(name, key, OBJECT_CREATED_PUT)
+                rt.watcher.hint_start(name, key, OBJECT_CREATED_PUT, who.id)
             try:
                 info = await rt.store.put_stream_async(
                     name,
@@ -180,9 +192,10 @@ async def upload(rt: ServiceRuntime, name: str, key: str, request: Request) -> U
 
 
 @router.put(OBJECT_PATH, status_code=201, response_model=Uploaded)
-async def put_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+async def put_object(name: str, key: str, request: Request, rt: Runtime, who: Caller) -> Response:
     exact_key(request, key)
-    info = await upload(rt, name, key, request)
+    authz.obj(who, name, key)
+    info = await upload(rt, name, key, request, who)
     return _uploaded(info)
 
 
@@ -231,8 +244,9 @@ async def download(
 
 
 @router.get(OBJECT_PATH)
-async def get_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+async def get_object(name: str, key: str, request: Request, rt: Runtime, who: Caller) -> Response:
     exact_key(request, key)
+    authz.obj(who, name, key)
     try:
         return await download(rt, name, key, request)
     except ObjectNotFound:
@@ -245,8 +259,9 @@ async def get_object(name: str, key: str, request: Request, rt: Runtime) -> Resp
 
 
 @router.head(OBJECT_PATH)
-def head_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+def head_object(name: str, key: str, request: Request, rt: Runtime, who: Caller) -> Response:
     exact_key(request, key)
+    authz.obj(who, name, key)
     storage_class = "STANDARD"
     try:
         info = rt.store.head(name, key)
@@ -263,22 +278,27 @@ def head_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
 
 
 @router.delete(OBJECT_PATH, status_code=204)
-def delete_object(name: str, key: str, request: Request, rt: Runtime) -> Response:
+def delete_object(name: str, key: str, request: Request, rt: Runtime, who: Caller) -> Response:
     exact_key(request, key)
+    authz.obj(who, name, key)
     if name == SYSTEM_BUCKET:
         raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is changed only through /api/routes")
     with rt.gate.writing(name):
         rt.store.head(name, key)  # a missing object is a clear 404, not a silent success
         rt.store.delete(name, key)
-        rt.announce_delete(name, key)
+        rt.announce_delete(name, key, who.id)
     return Response(status_code=204)
 
 
 # -- presigned URLs ----------------------------------------------------------------------------
 @router.post("/buckets/{name}/presign")
-def presign(name: str, body: PresignRequest, rt: Runtime) -> Presigned:
+def presign(name: str, body: PresignRequest, rt: Runtime, who: Caller) -> Presigned:
+    """Only inside the caller's scope; a tenant's link lives at most
+    ``TENANT_PRESIGN_MAX_SECONDS`` and (local backend) names the tenant, so it stops working
+    when the tenant is disabled or the key leaves its scope."""
     validate_key(body.key)
-    most = rt.settings.presign_max_seconds
+    authz.obj(who, name, body.key)
+    most = authz.presign_max_seconds(who, rt.settings.presign_max_seconds)
     if not 1 <= body.expires_in <= most:
         raise HTTPException(422, detail=f"expires_in must be between 1 and {most} seconds")
     if not rt.store.bucket_exists(name):
@@ -290,16 +310,27 @@ def presign(name: str, body: PresignRequest, rt: Runtime) -> Presigned:
     else:
         # Built on the configured public address: a request's Host header is the caller's say.
         base = rt.settings.effective_public_url
-        url = rt.signer.sign(base, body.method, name, body.key, body.expires_in)
+        tenant = None if who.is_admin else who.id
+        url = rt.signer.sign(base, body.method, name, body.key, body.expires_in, tenant)
     expires_at = datetime.now(tz=UTC) + timedelta(seconds=body.expires_in)
     return Presigned(url=url, method=body.method, expires_at=expires_at.isoformat())
 
 
-def _verify(rt: ServiceRuntime, method: str, name: str, key: str, request: Request) -> None:
+def _verify(rt: ServiceRuntime, method: str, name: str, key: str, request: Request) -> Principal:
+    """The link's signer: the admin, or the tenant it names, checked again now."""
     try:
-        rt.signer.verify(method, name, key, dict(request.query_params))
+        tenant_id = rt.signer.verify(method, name, key, dict(request.query_params))
     except BadSignature as exc:
         raise HTTPException(403, detail=str(exc)) from exc
+    who = authz.ADMIN
+    if tenant_id is not None:
+        tenant = next((t for t in rt.tenants.all() if t.id == tenant_id), None)
+        if tenant is None or tenant.disabled:
+            raise authz.Denied(f"the tenant of this link, '{tenant_id}', is gone or disabled")
+        who = Principal(tenant.id, tenant)
+    request.state.principal = who
+    authz.obj(who, name, key)
+    return who
 
 
 @presigned_router.get("/presigned/{name}/{key:path}")
@@ -314,14 +345,14 @@ async def presigned_get(name: str, key: str, request: Request) -> Response:
 async def presigned_head(name: str, key: str, request: Request) -> Response:
     rt: ServiceRuntime = request.app.state.runtime
     exact_key(request, key)
-    _verify(rt, "GET", name, key, request)  # a GET link may also be probed with HEAD
-    return await asyncio.to_thread(head_object, name, key, request, rt)
+    who = _verify(rt, "GET", name, key, request)  # a GET link may also be probed with HEAD
+    return await asyncio.to_thread(head_object, name, key, request, rt, who)
 
 
 @presigned_router.put("/presigned/{name}/{key:path}")
 async def presigned_put(name: str, key: str, request: Request) -> Response:
     rt: ServiceRuntime = request.app.state.runtime
     exact_key(request, key)
-    _verify(rt, "PUT", name, key, request)
-    info = await upload(rt, name, key, request)
+    who = _verify(rt, "PUT", name, key, request)
+    info = await upload(rt, name, key, request, who)
     return _uploaded(info)

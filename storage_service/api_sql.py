@@ -11,6 +11,9 @@ answer says ``truncated``). A query runs at most ``sql_timeout_seconds`` (then 4
 Bad SQL answers 400 with the engine's message and the ``line``/``column`` it points at; a
 statement the caller may not run (writes, DDL, procedures, settings, file access) 403; an
 unknown table 404.
+
+A tenant's statements run read-only and only over its own schema (``lakehouse.sql_scope``);
+its results, pages and downloads are its own: another caller asking for them gets 404.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from lakehouse.query import Engine, EngineName, engine_name, open_engine
 from lakehouse.settings import Settings
 from lakehouse.sql import SqlEngine, TableNotFound
 from lakehouse.sql_guard import SqlError, SqlRefused
-from storage_service.access import Runtime, require_key
+from lakehouse.sql_scope import filter_result, scope_statement
+from storage_service.access import Caller, Runtime, principal
 
-router = APIRouter(prefix="/api/sql", tags=["sql"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/api/sql", tags=["sql"], dependencies=[Depends(principal)])
 
 
 class SqlRequest(BaseModel):
@@ -76,11 +80,13 @@ class _Result:
     truncated: bool
     elapsed_ms: float
     expires: float
+    owner: str  # the principal that ran it: the only one who may page or download it
 
 
 @dataclass
 class SqlState:
     running: dict[str, Engine] = field(default_factory=dict)
+    runners: dict[str, str] = field(default_factory=dict)  # query id -> principal
     cancelled: set[str] = field(default_factory=set)
     results: dict[str, _Result] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -145,7 +151,7 @@ def _error(exc: SqlError, status: int) -> JSONResponse:
 
 
 @router.post("", response_model=SqlPage)
-async def run_sql(body: SqlRequest, request: Request, rt: Runtime) -> Any:
+async def run_sql(body: SqlRequest, request: Request, rt: Runtime, who: Caller) -> Any:
     settings = rt.settings
     state = _state(request)
     state.sweep()
@@ -154,11 +160,22 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime) -> Any:
         qid, _, offset = body.page_token.rpartition(":")
         with state.lock:
             result = state.results.get(qid)
-        if result is None or not offset.isdigit():
+        if result is None or result.owner != who.id or not offset.isdigit():
             raise HTTPException(404, "the result has expired or never existed: run it again")
         return _page(qid, result, int(offset), size)
     if not body.statement or not body.statement.strip():
         raise HTTPException(422, "statement is required")
+    statement = body.statement
+    scoped = None
+    if who.schema is not None:
+        try:
+            scoped = scope_statement(statement, who.schema)
+        except SqlRefused as exc:
+            request.state.denied = exc.message  # the audit record says why
+            return _error(exc, 403)
+        except SqlError as exc:
+            return _error(exc, 400)
+        statement = scoped.sql
     qid = body.query_id or uuid.uuid4().hex
     try:
         engine = open_engine(settings, rt.store, engine=body.engine)
@@ -168,12 +185,15 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime) -> Any:
         if qid in state.running or qid in state.results:
             raise HTTPException(409, f"query id {qid} is in use")
         state.running[qid] = engine
+        state.runners[qid] = who.id
     cap = settings.sql_max_rows
-    statement = body.statement
 
     def work() -> pa.Table:
         try:
-            return engine.arrow(statement, limit=cap + 1, admin=True)  # the one key is admin
+            if scoped is None or who.schema is None:
+                return engine.arrow(statement, limit=cap + 1, admin=who.is_admin)
+            table = engine.arrow(statement, limit=cap + 1, admin=False)
+            return filter_result(scoped, table, who.schema)
         finally:
             engine.close()
 
@@ -186,6 +206,7 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime) -> Any:
             408, f"the query ran longer than {settings.sql_timeout_seconds:g} s and was stopped"
         ) from None
     except SqlRefused as exc:
+        request.state.denied = exc.message
         return _error(exc, 403)
     except TableNotFound as exc:
         return _error(exc, 404)
@@ -196,6 +217,7 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime) -> Any:
     finally:
         with state.lock:
             state.running.pop(qid, None)
+            state.runners.pop(qid, None)
             state.cancelled.discard(qid)
     elapsed = (time.perf_counter() - t0) * 1000
     truncated = table.num_rows > cap
@@ -205,6 +227,7 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime) -> Any:
         truncated,
         round(elapsed, 1),
         time.monotonic() + settings.sql_result_ttl_seconds,
+        who.id,
     )
     with state.lock:
         state.results[qid] = result
@@ -212,13 +235,18 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime) -> Any:
 
 
 @router.delete("/{query_id}")
-async def cancel_sql(query_id: str, request: Request) -> dict[str, Any]:
+async def cancel_sql(query_id: str, request: Request, who: Caller) -> dict[str, Any]:
     state = _state(request)
     with state.lock:
         engine = state.running.get(query_id)
+        if engine is not None and state.runners.get(query_id) != who.id:
+            engine = None
         if engine is not None:
             state.cancelled.add(query_id)
-        dropped = state.results.pop(query_id, None)
+        result = state.results.get(query_id)
+        dropped = None
+        if result is not None and result.owner == who.id:
+            dropped = state.results.pop(query_id)
     if engine is not None:
         await asyncio.to_thread(engine.interrupt)
         return {"query_id": query_id, "cancelled": True}
@@ -231,12 +259,13 @@ async def cancel_sql(query_id: str, request: Request) -> dict[str, Any]:
 async def download(
     query_id: str,
     request: Request,
+    who: Caller,
     fmt: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv",
 ) -> Response:
     """The whole (capped) result as CSV or Parquet."""
     with _state(request).lock:
         result = _state(request).results.get(query_id)
-    if result is None:
+    if result is None or result.owner != who.id:
         raise HTTPException(404, "the result has expired or never existed: run it again")
     buf = io.BytesIO()
     if fmt == "parquet":
@@ -283,10 +312,15 @@ class CatalogTree(BaseModel):
 
 
 @router.get("/catalog", response_model=CatalogTree)
-async def catalog_tree(rt: Runtime) -> CatalogTree:
-    """catalog → schema → table → columns with types, as the engine sees them."""
+async def catalog_tree(rt: Runtime, who: Caller) -> CatalogTree:
+    """catalog → schema → table → columns with types, as the engine sees them; a tenant's
+    tree holds its own schema only."""
     settings = rt.settings
-    return await asyncio.to_thread(_catalog_tree, settings, rt.store)
+    tree = await asyncio.to_thread(_catalog_tree, settings, rt.store)
+    if who.schema is not None:
+        for node in tree.catalogs:
+            node.schemas = [s for s in node.schemas if s.name.lower() == who.schema]
+    return tree
 
 
 def _catalog_tree(settings: Settings, store: Any) -> CatalogTree:

@@ -23,11 +23,16 @@ from lakehouse.objectstore import (
 from lakehouse.settings import Settings
 from storage_service import api_buckets, api_lifecycle, api_objects, api_routes, api_sql
 from storage_service.access import Runtime, require_key
+from storage_service.api_audit import router as audit_router
 from storage_service.api_events import router as events_router
+from storage_service.api_tenants import router as tenants_router
+from storage_service.audit import AuditLog, AuditMiddleware
+from storage_service.authz import Denied
 from storage_service.gate import BucketBusy
 from storage_service.metrics import MetricsMiddleware, ServiceMetrics
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
+from storage_service.security_headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -63,6 +68,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Lakewire Object Storage", version="0.1.0", lifespan=lifespan)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    app.state.audit = AuditLog(settings.state_dir / "audit.jsonl")
+    app.add_middleware(AuditMiddleware, audit=app.state.audit)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(Denied)
+    async def denied(request: Request, exc: Denied) -> JSONResponse:
+        request.state.denied = exc.detail  # the audit record says why
+        return JSONResponse({"detail": exc.detail}, status_code=403)
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
@@ -92,5 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_routes.router)
     app.include_router(api_sql.router)
     app.include_router(api_lifecycle.router)
+    app.include_router(tenants_router)
+    app.include_router(audit_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

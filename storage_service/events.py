@@ -55,6 +55,7 @@ class BucketEvent:
     content_type: str | None = None
     user_agent: str | None = None
     stream_seq: int | None = None
+    principal: str | None = None  # who wrote (a tenant id, "admin"); None: the service itself
 
     @property
     def is_created(self) -> bool:
@@ -99,8 +100,12 @@ class BucketEvent:
             "eventTime": self.event_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
             + "Z",
             "eventName": self.event_name,
-            "userIdentity": {"principalId": "lakewire"},
-            "requestParameters": {"principalId": "lakewire", "region": "", "sourceIPAddress": ""},
+            "userIdentity": {"principalId": self.principal or "lakewire"},
+            "requestParameters": {
+                "principalId": self.principal or "lakewire",
+                "region": "",
+                "sourceIPAddress": "",
+            },
             "responseElements": {},
             "s3": {
                 "s3SchemaVersion": "1.0",
@@ -162,6 +167,7 @@ def parse_message(data: bytes, stream_seq: int | None = None) -> list[BucketEven
                     content_type=obj.get("contentType"),
                     user_agent=(rec.get("source") or {}).get("userAgent") or _ilm_principal(rec),
                     stream_seq=stream_seq,
+                    principal=(rec.get("userIdentity") or {}).get("principalId"),
                 )
             )
         return out

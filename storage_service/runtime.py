@@ -18,12 +18,14 @@ from storage_service.buckets import BucketCatalog
 from storage_service.events import OBJECT_CREATED_COPY
 from storage_service.gate import BucketGate
 from storage_service.index import ObjectIndex
+from storage_service.minio_users import MinioTenants, open_minio_tenants
 from storage_service.notifications import NotificationStore, default_notifications
 from storage_service.outbox import Outbox, run_publisher
 from storage_service.presign import UrlSigner, load_or_create_signing_key
 from storage_service.renames import Renamer
 from storage_service.sqs import run_sqs_drain
 from storage_service.stream import read_after
+from storage_service.tenants import TenantRegistry
 from storage_service.unrouted import Unrouted, count_unrouted
 from storage_service.unrouted import save as save_unrouted
 from storage_service.watcher import DirectoryWatcher
@@ -39,6 +41,8 @@ class ServiceRuntime:
     outbox: Outbox = field(init=False)
     notifications: NotificationStore = field(init=False)
     api_key: str = field(init=False)
+    tenants: TenantRegistry = field(init=False)
+    minio_users: MinioTenants | None = field(init=False, default=None)
     catalog: BucketCatalog = field(init=False)
     renamer: Renamer = field(init=False)
     signer: UrlSigner = field(init=False)
@@ -58,6 +62,8 @@ class ServiceRuntime:
             s.state_dir / "notifications.json", default_notifications(s.landing_bucket)
         )
         self.api_key = load_or_create_api_key(s)
+        self.tenants = TenantRegistry(s, self.store)
+        self.minio_users = open_minio_tenants(s)
         self.catalog = BucketCatalog(s, self.store, self.index, self.notifications)
         self.unrouted: dict[str, Unrouted] = {}
         self.signer = UrlSigner(load_or_create_signing_key(s))
@@ -94,9 +100,9 @@ class ServiceRuntime:
         else:
             self.catalog.record_write(bucket, key, info.size, info.etag)
 
-    def announce_delete(self, bucket: str, key: str) -> None:
+    def announce_delete(self, bucket: str, key: str, principal: str | None = None) -> None:
         if self.watcher is not None:
-            self.watcher.delete_done(bucket, key)
+            self.watcher.delete_done(bucket, key, principal)
         else:
             self.catalog.record_delete(bucket, key)
 

@@ -62,6 +62,7 @@ class WriteHint:
 
     event_name: str
     started: float
+    principal: str | None = None  # who asked for the write (the event's userIdentity)
 
 
 # A hint whose write never finished (the request died) stops holding its file back after this.
@@ -84,9 +85,11 @@ class DirectoryWatcher:
     _work_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- hints from the API --------------------------------------------------------------------
-    def hint_start(self, bucket: str, key: str, event_name: str) -> None:
+    def hint_start(
+        self, bucket: str, key: str, event_name: str, principal: str | None = None
+    ) -> None:
         with self._hint_lock:
-            self._hints[(bucket, key)] = WriteHint(event_name, time.monotonic())
+            self._hints[(bucket, key)] = WriteHint(event_name, time.monotonic(), principal)
 
     def write_done(self, bucket: str, key: str, info: ObjectInfo) -> None:
         """Announce a write the service made as soon as it is in place, with the facts the
@@ -107,13 +110,14 @@ class DirectoryWatcher:
                 return
             self._pending.pop((bucket, key), None)
             item = (bucket, key, IndexedObject(st.st_size, st.st_mtime_ns, info.etag))
-            self._emit_created([item], {(bucket, key): name})
+            who = {(bucket, key): hint.principal} if hint and hint.principal else None
+            self._emit_created([item], {(bucket, key): name}, who)
 
     def hint_cancel(self, bucket: str, key: str) -> None:
         with self._hint_lock:
             self._hints.pop((bucket, key), None)
 
-    def delete_done(self, bucket: str, key: str) -> None:
+    def delete_done(self, bucket: str, key: str, principal: str | None = None) -> None:
         """Announce a removal the service made at once, unless the key is back already."""
         with self._work_lock:
             if os.path.lexists(self.store.root / bucket / key):
@@ -121,7 +125,7 @@ class DirectoryWatcher:
             self._pending.pop((bucket, key), None)
             prev = self.index.get(bucket, key)
             if prev is not None:
-                self._emit_removed([(bucket, key, prev)])
+                self._emit_removed([(bucket, key, prev)], principal)
 
     def _hint_for(self, bucket: str, key: str) -> WriteHint | None:
         with self._hint_lock:
@@ -214,6 +218,7 @@ class DirectoryWatcher:
         ready: list[tuple[str, str, IndexedObject]] = []
         gone: list[tuple[str, str, IndexedObject]] = []
         names: dict[tuple[str, str], str] = {}
+        principals: dict[tuple[str, str], str] = {}
         for (bucket, key), p in list(self._pending.items()):
             full = self.store.root / bucket / key
             try:
@@ -250,8 +255,10 @@ class DirectoryWatcher:
             ready.append((bucket, key, IndexedObject(info.size, st.st_mtime_ns, info.etag)))
             if hint is not None and hint.event_name != OBJECT_CREATED_PUT:
                 names[(bucket, key)] = hint.event_name
+            if hint is not None and hint.principal:
+                principals[(bucket, key)] = hint.principal
         if ready:
-            self._emit_created(ready, names)
+            self._emit_created(ready, names, principals)
         if gone:
             self._emit_removed(gone)
             self._forget_deleted_buckets()
@@ -262,6 +269,7 @@ class DirectoryWatcher:
         self,
         items: list[tuple[str, str, IndexedObject]],
         names: dict[tuple[str, str], str] | None = None,
+        principals: dict[tuple[str, str], str] | None = None,
     ) -> None:
         events = []
         for bucket, key, obj in items:
@@ -278,6 +286,7 @@ class DirectoryWatcher:
                         event_time=datetime.fromtimestamp(obj.mtime_ns / 1e9, tz=UTC),
                         content_type=_content_type(key),
                         user_agent=marker_agent(self.store.root, bucket, key, obj.etag),
+                        principal=(principals or {}).get((bucket, key)),
                     )
                 )
         # Outbox first, index second: a crash in between re-announces (deduplicated by msg id)
@@ -286,7 +295,9 @@ class DirectoryWatcher:
             self.outbox.add(self.settings, events)
         self.index.apply(items, [])
 
-    def _emit_removed(self, items: list[tuple[str, str, IndexedObject]]) -> None:
+    def _emit_removed(
+        self, items: list[tuple[str, str, IndexedObject]], principal: str | None = None
+    ) -> None:
         now = datetime.now(tz=UTC)
         events = [
             BucketEvent(
@@ -299,6 +310,7 @@ class DirectoryWatcher:
                 event_time=now,
                 # lifecycle marked it before removing it (issue 12): announced as ILM's
                 user_agent=marker_agent(self.store.root, bucket, key, prev.etag),
+                principal=principal,
             )
             for bucket, key, prev in items
             if self.notifications.get(bucket).wants(OBJECT_REMOVED_DELETE, key)

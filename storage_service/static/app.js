@@ -5,7 +5,7 @@
 const KEY_NAME = "lakewire.apiKey";
 const $ = (id) => document.getElementById(id);
 // `view` counts navigations, so a slow response for a page we already left is dropped.
-const state = { bucket: null, prefix: "", cursor: null, buckets: [], view: 0 };
+const state = { bucket: null, prefix: "", cursor: null, buckets: [], view: 0, me: null };
 
 // ---------------------------------------------------------------- helpers
 function el(tag, attrs = {}, ...children) {
@@ -86,11 +86,12 @@ const objectPath = (bucket, key) =>
   `/api/buckets/${enc(bucket)}/objects/${key.split("/").map(enc).join("/")}`;
 
 // ---------------------------------------------------------------- routing
-function route() {
+async function route() {
   const hash = decodeURIComponent(location.hash.slice(1));
   if (!sessionStorage.getItem(KEY_NAME)) return showLogin();
   $("login").hidden = true;
   $("signout").hidden = false;
+  if (!state.me) await loadMe();
   const m = hash.match(/^\/b\/([^/]+)\/?(.*)$/);
   if (m) return showBucket(m[1], m[2]);
   return showBuckets();
@@ -120,7 +121,17 @@ function showLogin() {
 
 function signOut() {
   sessionStorage.removeItem(KEY_NAME);
+  state.me = null;
+  $("whoami").textContent = "";
   showLogin();
+}
+
+// ---------------------------------------------------------------- who is signed in
+// The page shows what the key may do; the API refuses the rest anyway (403).
+async function loadMe() {
+  state.me = await api("GET", "/api/whoami");
+  $("whoami").textContent = state.me.admin ? "admin" : `tenant ${state.me.principal}`;
+  for (const node of document.querySelectorAll(".admin-only")) node.hidden = !state.me.admin;
 }
 
 $("login-form").addEventListener("submit", async (ev) => {
@@ -143,7 +154,12 @@ async function showBuckets() {
   $("bucket-view").hidden = true;
   $("buckets-view").hidden = false;
   crumbs([["Object Storage"]]);
+  await refreshAll();
+}
+
+async function refreshAll() {
   await refreshBuckets();
+  if (state.me?.admin) await Promise.all([refreshTenants(), refreshAudit()]);
 }
 
 async function refreshBuckets() {
@@ -210,18 +226,75 @@ function renderCards(buckets) {
             b.encryption?.enabled ? icon("lock", "badge-icon") : null,
             encryptionText(b.encryption)))),
       badges,
-      el("div", { class: "card-actions" },
+      state.me?.admin ? el("div", { class: "card-actions" },
         el("button", { class: "btn link", "data-action": "rename",
           onclick: (ev) => { ev.stopPropagation(); openRename(b.name); } }, "Rename"),
         el("button", { class: "btn link danger-text", "data-action": "delete",
-          onclick: (ev) => { ev.stopPropagation(); openDelete(b.name); } }, "Delete")));
+          onclick: (ev) => { ev.stopPropagation(); openDelete(b.name); } }, "Delete")) : null);
     card.addEventListener("click", () => go(b.name));
     card.addEventListener("keydown", (ev) => { if (ev.key === "Enter") go(b.name); });
     cards.append(card);
   }
 }
 
-$("refresh").addEventListener("click", () => refreshBuckets().then(() => toast("Refreshed")));
+$("refresh").addEventListener("click", () => refreshAll().then(() => toast("Refreshed")));
+
+// ---------------------------------------------------------------- tenants (admin)
+async function refreshTenants() {
+  const tenants = await api("GET", "/api/tenants");
+  const body = $("tenant-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const t of tenants) {
+    const toggle = el("button", { class: "btn link", "data-action": "toggle",
+      onclick: () => tenantChange(t.id, { disabled: !t.disabled }) },
+      t.disabled ? "Enable" : "Disable");
+    const remove = el("button", { class: "btn link danger-text", "data-action": "remove",
+      onclick: () => tenantRemove(t.id) }, "Delete");
+    body.append(el("tr", { "data-tenant": t.id },
+      el("td", {}, t.id), el("td", {}, t.name), el("td", {}, t.scopes.join(", ")),
+      el("td", { class: "tenant-status" }, t.disabled ? "disabled" : "active"),
+      el("td", {}, t.keys.map((k) => k.key_id).join(", ")),
+      el("td", { class: "actions" }, toggle, remove)));
+  }
+}
+
+async function refreshAudit() {
+  const records = await api("GET", "/api/audit?limit=50");
+  $("audit-table").querySelector("tbody").replaceChildren(...records.map((r) =>
+    el("tr", { class: r.status >= 400 ? "audit-refused" : "" },
+      el("td", { title: r.at }, ago(r.at)), el("td", {}, r.principal),
+      el("td", {}, `${r.method} ${r.path}`), el("td", {}, String(r.status)),
+      el("td", {}, r.detail || ""))));
+}
+
+async function tenantChange(id, change) {
+  try { await api("PATCH", `/api/tenants/${enc(id)}`, change); } catch (e) { toast(e.message, true); }
+  await refreshTenants();
+}
+
+async function tenantRemove(id) {
+  if (!confirm(`Delete tenant ${id} and its keys? Its objects stay.`)) return;
+  try { await api("DELETE", `/api/tenants/${enc(id)}`); } catch (e) { toast(e.message, true); }
+  await refreshTenants();
+}
+
+$("tenant-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const scopes = $("tenant-scopes").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const body = { id: $("tenant-id").value.trim(), name: $("tenant-name").value.trim() || null,
+    scopes: scopes.length ? scopes : null };
+  try {
+    const made = await api("POST", "/api/tenants", body);
+    $("tenant-error").textContent = "";
+    $("tenant-key").hidden = false;
+    $("tenant-key").replaceChildren(`Key of ${made.id} (shown once, copy it now): `,
+      el("code", { id: "tenant-new-key" }, made.key));
+    $("tenant-form").reset();
+  } catch (e) {
+    $("tenant-error").textContent = e.message;
+  }
+  await refreshTenants();
+});
 
 // ---------------------------------------------------------------- dialogs
 function dialogSubmit(formId, handler) {
