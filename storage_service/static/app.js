@@ -595,13 +595,19 @@ async function loadLifecycle() {
   });
 }
 
+let lifecycleSaving = false;
+
 async function saveLifecycle(rules) {
+  // One change at a time: a second click before the list is re-read would act on the old one.
+  if (lifecycleSaving) return;
+  lifecycleSaving = true;
   $("settings-error").textContent = "";
   const path = `/api/buckets/${enc(state.bucket)}/lifecycle`;
   try {
     await (rules.length ? api("PUT", path, { Rules: rules }) : api("DELETE", path));
     await loadLifecycle();
   } catch (e) { $("settings-error").textContent = e.message; }
+  finally { lifecycleSaving = false; }
 }
 
 $("lifecycle-add-expire").addEventListener("click", () =>
