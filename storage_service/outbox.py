@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
 from pathlib import Path
 
 from lakehouse.settings import Settings
 from storage_service.events import BucketEvent
+from storage_service.statedb import StateFileCorrupt, open_state_db
 from storage_service.stream import connect, ensure_stream, subject_for
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,17 @@ class Outbox:
     published = failures = stream_seq = 0  # the publisher's counts, for /metrics
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db = open_state_db(path)
+        except StateFileCorrupt as exc:
+            # It may hold events JetStream never took: refuse, never start on an empty one.
+            raise StateFileCorrupt(
+                path,
+                f"{exc.detail}. It may hold bucket events not yet in JetStream, so the storage "
+                "service will not start on it. Move it aside (keep it for inspection), start "
+                "the service again, then run `lakewire reconcile --grace 0`: it re-emits an "
+                "event for every landed object no table has ingested.",
+            ) from exc
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
