@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 
 from lakehouse.settings import Settings
 from storage_service.metrics import event_age_seconds
-from storage_service.stream import connect
+from storage_service.stream import connect, parse_cursor
 
 SENSOR_NAME = "bucket_events"
 HOUR = 3600.0
@@ -117,7 +117,7 @@ def sensor_cursor(settings: Settings) -> int | None:
         for sensor in repo["sensors"]:
             if sensor["name"] == SENSOR_NAME:
                 cursor = (sensor["sensorState"]["typeSpecificData"] or {}).get("lastCursor")
-                return int(cursor) if cursor else 0
+                return parse_cursor(cursor)[0]
     return None
 
 

@@ -18,8 +18,10 @@ from storage_service.events import BucketEvent
 from storage_service.stream import read_after_sync
 
 Action = Literal["create", "remove"]
-# Set on a run when its drain has committed: the stream sequence it drained up to.
+# Set on a run when its drain has committed: the stream sequence it drained up to, and which
+# incarnation of the stream that sequence is in (its creation time).
 DRAINED_TAG = "lakewire/drained_to"
+DRAINED_STREAM_TAG = "lakewire/drained_stream"
 Item = tuple[Action, BucketEvent]
 
 
@@ -79,6 +81,7 @@ class Backlog:
     items: list[Item]
     first_seq: int
     last_seq: int
+    stream_created: str = ""
 
 
 def stream_backlog(
@@ -92,15 +95,19 @@ def stream_backlog(
     cursor = max(from_seq - 1, 0)
     events: list[BucketEvent] = []
     tail: int | None = None
+    created = ""
     while True:
         batch = read_after_sync(
             settings, cursor, settings.sensor_max_events, settings.sensor_max_seconds
         )
         if tail is None:
-            tail = batch.stream_last_seq
+            tail, created = batch.stream_last_seq, batch.stream_created
+            if cursor > tail:  # the stream was recreated after this run was requested
+                from_seq = cursor = 0
+                continue
         events.extend(e for e in batch.events if (e.stream_seq or 0) <= tail)
         if batch.last_seq <= cursor or batch.last_seq >= tail:
             break
         cursor = batch.last_seq
     pending = pending_by_table(settings, routes, events).get((route_name, table), [])
-    return Backlog(pending, from_seq, tail or cursor)
+    return Backlog(pending, from_seq, tail or cursor, created)

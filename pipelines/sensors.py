@@ -27,11 +27,11 @@ from dagster import (
 
 from lakehouse.routes import settings_routes
 from lakehouse.settings import Settings
-from pipelines.batches import DRAINED_TAG, Item, pending_by_table
+from pipelines.batches import DRAINED_STREAM_TAG, DRAINED_TAG, Item, pending_by_table
 from pipelines.jobs import ingest_job
 from pipelines.resources import LakewireResource
 from storage_service.events import BucketEvent
-from storage_service.stream import read_after_sync
+from storage_service.stream import format_cursor, parse_cursor, read_after_sync
 
 
 def plan_runs(
@@ -84,15 +84,24 @@ def _request(route_name: str, table: str, items: list[Item], first_seq: int) -> 
     )
 
 
-def drained_check(instance: DagsterInstance) -> Callable[[str], int]:
-    """The stream sequence up to which a table's successful runs drained its backlog."""
+def drained_check(instance: DagsterInstance, stream_created: str) -> Callable[[str], int]:
+    """The stream sequence up to which a table's successful runs drained its backlog, in the
+    stream as it is now: a mark from before the stream was deleted and recreated is a sequence
+    of another stream, and would hide every new event numbered below it."""
 
     def drained_through(table: str) -> int:
         runs = instance.get_runs(
             filters=RunsFilter(tags={"lakewire/table": table}, statuses=[DagsterRunStatus.SUCCESS]),
             limit=5,
         )
-        return max((int(r.tags.get(DRAINED_TAG, 0)) for r in runs), default=0)
+        return max(
+            (
+                int(r.tags.get(DRAINED_TAG, 0))
+                for r in runs
+                if r.tags.get(DRAINED_STREAM_TAG, "") == stream_created
+            ),
+            default=0,
+        )
 
     return drained_through
 
@@ -125,16 +134,19 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
         context: SensorEvaluationContext, lakewire: LakewireResource
     ) -> SensorResult | SkipReason:
         settings = lakewire.settings()
-        cursor = int(context.cursor or 0)
+        cursor, stream_created = parse_cursor(context.cursor)
         batch = read_after_sync(
             settings, cursor, settings.sensor_max_events, settings.sensor_max_seconds
         )
-        if batch.stream_last_seq < cursor:
-            # The stream was recreated (its sequence restarted below our cursor): read it from
-            # the start; run keys and the ledger make anything already ingested a no-op.
+        if batch.stream_last_seq < cursor or (
+            stream_created and batch.stream_created and batch.stream_created != stream_created
+        ):
+            # The stream was recreated (a new creation time; its sequence restarted): read it
+            # from the start; run keys and the ledger make anything already ingested a no-op.
             context.log.warning(
-                f"stream tail {batch.stream_last_seq} is behind cursor {cursor}: "
-                "the stream was recreated; reading it from the start"
+                f"stream created {batch.stream_created or '?'} (tail {batch.stream_last_seq}) "
+                f"is not the one of cursor {context.cursor}: the stream was recreated; "
+                "reading it from the start"
             )
             cursor = 0
             batch = read_after_sync(
@@ -148,7 +160,7 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
             settings,
             batch.events,
             queued_run_check(context.instance),
-            drained_check(context.instance),
+            drained_check(context.instance, batch.stream_created),
         )
         for rr in requests:  # the route each object took (`lakewire routes explain` says why)
             t = rr.tags
@@ -159,6 +171,8 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
             f"stream {cursor + 1}..{batch.last_seq} (tail {batch.stream_last_seq}): "
             f"{len(batch.events)} events -> {len(requests)} runs"
         )
-        return SensorResult(run_requests=requests, cursor=str(batch.last_seq))
+        return SensorResult(
+            run_requests=requests, cursor=format_cursor(batch.last_seq, batch.stream_created)
+        )
 
     return bucket_events
