@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from bench.results import machine
 from tests.helpers import BIN, Platform, csv_bytes, wait_for
 
 RESTART_DEADLINE = 60.0
@@ -46,11 +47,12 @@ class Sizes:
     # Rows per good object, cycled through: mixed sizes, one of them several MB.
     rows: tuple[int, ...]
     bad_every: int  # every n-th object of a client is empty (quarantined as bad)
+    pause_seconds: float  # between one client's puts
 
 
 SIZES = {
-    "small": Sizes("small", 3, 5.0, 6, 6, (5, 40, 5, 400), 7),
-    "full": Sizes("full", 4, 30.0, 40, 40, (5, 40, 5, 400, 5, 100_000), 11),
+    "small": Sizes("small", 3, 5.0, 6, 6, (5, 40, 5, 400), 7, 0.5),
+    "full": Sizes("full", 4, 30.0, 40, 40, (5, 40, 5, 400, 5, 100_000), 11, 0.1),
 }
 
 
@@ -183,7 +185,7 @@ class Clients:
                     break
                 time.sleep(0.3)
             i += 1
-            time.sleep(0.1)
+            self.stop.wait(self.size.pause_seconds)
 
     def count(self) -> int:
         with self.lock:
@@ -344,6 +346,7 @@ def record(result: Account) -> None:
     row["size"] = sizes().name
     row["measured_at"] = datetime.now(tz=UTC).isoformat(timespec="seconds")
     data["faults"][result.fault] = row
+    data["machine"] = machine()
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -48,6 +48,7 @@ from tests.faults import (
 from tests.helpers import Platform, csv_bytes, wait_for
 
 pytestmark = pytest.mark.faults
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 on_platform = pytest.mark.platform
 
 
@@ -315,6 +316,47 @@ def test_damaged_outbox_refuses_to_start_and_damaged_index_is_rebuilt(
             recovery,
         )
     )
+
+
+@on_platform
+def test_metrics_show_the_sensor_lag_and_run_outcomes_per_table(platform: Platform) -> None:
+    """``/metrics`` scraped during a burst: the stream tail, the sensor's cursor and lag, and
+    the finished runs of the burst's table, all moving as the burst lands."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"Authorization": f"Bearer {api_key(platform)}"}
+    table = "delta.default.fault_metrics"
+
+    def scrape() -> Samples:
+        text = httpx.get(f"{platform.storage_url}/metrics", headers=headers, timeout=30).text
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def runs(samples: Samples) -> float:
+        key = frozenset({("table", table), ("status", "SUCCESS")})
+        return samples.get(("lakewire_ingestion_runs_total", key), 0.0)
+
+    before = scrape()
+    with Clients(platform, "fault_metrics") as clients:
+        clients.wait_more(4)
+        during = scrape()
+
+    def counted() -> Samples | None:
+        samples = scrape()
+        return samples if runs(samples) >= 1 else None
+
+    after = wait_for(counted, 120, "a run counted", 1)
+    tail: tuple[str, frozenset[tuple[str, str]]] = ("lakewire_stream_tail", frozenset())
+    assert during[tail] > before[tail]
+    for samples in (during, after):
+        assert samples[("lakewire_pipeline_up", frozenset({("part", "dagster")}))] == 1
+        lag = samples[("lakewire_sensor_lag_events", frozenset())]
+        cursor = samples[("lakewire_sensor_cursor", frozenset())]
+        assert lag == max(0, samples[tail] - cursor)
+    assert runs(before) == 0 and runs(after) >= 1
 
 
 def test_four_ingestion_processes_on_one_delta_table(tmp_path: Path) -> None:
