@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 class Outbox:
     published = failures = stream_seq = 0  # the publisher's counts, for /metrics
+    # Why the publisher cannot reach JetStream right now (None: connected, or not tried yet),
+    # for the page's summary bar.
+    nats_error: str | None = None
 
     def __init__(self, path: Path) -> None:
         try:
@@ -89,6 +92,7 @@ async def run_publisher(settings: Settings, outbox: Outbox, stop: asyncio.Event)
                 await ensure_stream(nc, settings)
                 js = nc.jetstream()
                 backoff = 0.2
+                outbox.nats_error = None
                 log.info("publisher connected to %s", settings.effective_nats_url)
                 while not stop.is_set():
                     rows = outbox.pending()
@@ -110,6 +114,9 @@ async def run_publisher(settings: Settings, outbox: Outbox, stop: asyncio.Event)
                     outbox.published += len(rows)
         except Exception as exc:  # NATS down, stream gone, timeouts: keep the events and retry.
             outbox.failures += 1
+            outbox.nats_error = (
+                f"NATS unreachable at {settings.effective_nats_url}: {exc or type(exc).__name__}"
+            )
             log.warning("publisher: %s; %d events kept in the outbox", exc, outbox.count())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)

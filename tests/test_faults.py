@@ -43,6 +43,7 @@ from tests.faults import (
     sizes,
     steady,
     supervisorctl,
+    table_counts,
     wait_running,
 )
 from tests.helpers import Platform, csv_bytes, wait_for
@@ -253,7 +254,7 @@ def test_stream_deleted_while_running(platform: Platform) -> None:
     table = "delta.default.fault_stream"
     with Clients(platform, "fault_stream") as clients, steady(clients):
         # The table has ingested (and drained) something before the stream goes.
-        wait_for(lambda: platform.count(table), 120, f"rows in {table}", 1)
+        wait_for(lambda: table_counts(platform, "fault_stream"), 120, f"rows in {table}", 0.5)
         asyncio.run(_delete_stream(settings))
         deleted = time.monotonic()
         wait_for(lambda: asyncio.run(_stream_tail(settings)), 60, "the stream recreated", 0.2)
