@@ -22,6 +22,8 @@ Action = Literal["create", "remove"]
 # incarnation of the stream that sequence is in (its creation time).
 DRAINED_TAG = "lakewire/drained_to"
 DRAINED_STREAM_TAG = "lakewire/drained_stream"
+# Set on a run when it is requested: the incarnation of the stream its sequences are in.
+STREAM_TAG = "lakewire/stream"
 Item = tuple[Action, BucketEvent]
 
 

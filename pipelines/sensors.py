@@ -10,7 +10,8 @@ make harmless.
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from dagster import (
     DagsterInstance,
@@ -27,7 +28,7 @@ from dagster import (
 
 from lakehouse.routes import settings_routes
 from lakehouse.settings import Settings
-from pipelines.batches import DRAINED_STREAM_TAG, DRAINED_TAG, Item, pending_by_table
+from pipelines.batches import DRAINED_STREAM_TAG, DRAINED_TAG, STREAM_TAG, Item, pending_by_table
 from pipelines.jobs import ingest_job
 from pipelines.resources import LakewireResource
 from storage_service.events import BucketEvent
@@ -38,7 +39,8 @@ def plan_runs(
     settings: Settings,
     events: list[BucketEvent],
     has_queued_run: Callable[[str], bool] = lambda table: False,
-    drained_through: Callable[[str], int] = lambda table: 0,
+    drained_through: Callable[[str], int | None] = lambda table: None,
+    stream_created: str = "",
 ) -> list[RunRequest]:
     """At most one run request per table with new events, and none for a table that already
     has a queued run: that run drains the stream for its table when it starts, these events
@@ -49,17 +51,20 @@ def plan_runs(
         settings, settings_routes(settings), events
     ).items():
         done = drained_through(table)
-        items = [item for item in items if (item[1].stream_seq or 0) > done]
+        items = [item for item in items if (item[1].stream_seq or 0) > (done or 0)]
         if not items or has_queued_run(table):
             continue
-        # The run drains from just after the last successful drain, so the objects of a run
-        # that failed since are taken again too (the ledger skips what did land).
-        first = done + 1 if done else min(e.stream_seq or 0 for _, e in items)
-        requests.append(_request(route_name, table, items, first))
+        # The run drains from just after the last successful drain (or from where the table's
+        # failed runs started, before it had one), so the objects of a run that failed since
+        # are taken again too (the ledger skips what did land).
+        first = done + 1 if done is not None else min(e.stream_seq or 0 for _, e in items)
+        requests.append(_request(route_name, table, items, first, stream_created))
     return requests
 
 
-def _request(route_name: str, table: str, items: list[Item], first_seq: int) -> RunRequest:
+def _request(
+    route_name: str, table: str, items: list[Item], first_seq: int, stream_created: str
+) -> RunRequest:
     seqs = [e.stream_seq or 0 for _, e in items]
     identity = json.dumps([[action, e.bucket, e.key, e.etag, e.sequencer] for action, e in items])
     run_key = f"{table}:{hashlib.sha256(identity.encode()).hexdigest()[:24]}"
@@ -78,32 +83,49 @@ def _request(route_name: str, table: str, items: list[Item], first_seq: int) -> 
             "lakewire/route": route_name,
             "lakewire/objects": str(len(items)),
             "lakewire/stream_seq": f"{min(seqs)}-{max(seqs)}",
+            STREAM_TAG: stream_created,
             "lakewire/first_object": f"{items[0][1].bucket}/{items[0][1].key}"[:200],
             "lakewire/sources": keys if len(keys) <= 1000 else keys[:997] + "...",
         },
     )
 
 
-def drained_check(instance: DagsterInstance, stream_created: str) -> Callable[[str], int]:
+def drained_check(instance: DagsterInstance, stream_created: str) -> Callable[[str], int | None]:
     """The stream sequence up to which a table's successful runs drained its backlog, in the
     stream as it is now: a mark from before the stream was deleted and recreated is a sequence
-    of another stream, and would hide every new event numbered below it."""
+    of another stream, and would hide every new event numbered below it. A table none of whose
+    runs succeeded yet starts from where its failed runs did, so the objects of its very first
+    run are retaken when that run dies (the fault suite found them left to the reconcile
+    schedule). ``None``: nothing is known, the tick's own events say where to start."""
 
-    def drained_through(table: str) -> int:
+    def drained_through(table: str) -> int | None:
         runs = instance.get_runs(
             filters=RunsFilter(tags={"lakewire/table": table}, statuses=[DagsterRunStatus.SUCCESS]),
             limit=5,
         )
-        return max(
-            (
-                int(r.tags.get(DRAINED_TAG, 0))
-                for r in runs
-                if r.tags.get(DRAINED_STREAM_TAG, "") == stream_created
+        marks = [
+            int(r.tags.get(DRAINED_TAG, 0))
+            for r in runs
+            if r.tags.get(DRAINED_STREAM_TAG, "") == stream_created
+        ]
+        if marks:
+            return max(marks)
+        failed = instance.get_runs(
+            filters=RunsFilter(
+                tags={"lakewire/table": table, STREAM_TAG: stream_created},
+                statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
             ),
-            default=0,
+            limit=20,
         )
+        starts = [_drain_from(r.run_config) for r in failed]
+        return min(starts) - 1 if starts else None
 
     return drained_through
+
+
+def _drain_from(run_config: Mapping[str, Any]) -> int:
+    config = run_config.get("ops", {}).get("ingest_objects", {}).get("config", {})
+    return int(config.get("drain_from_seq") or 1)
 
 
 def queued_run_check(instance: DagsterInstance) -> Callable[[str], bool]:
@@ -161,6 +183,7 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
             batch.events,
             queued_run_check(context.instance),
             drained_check(context.instance, batch.stream_created),
+            batch.stream_created,
         )
         for rr in requests:  # the route each object took (`lakewire routes explain` says why)
             t = rr.tags

@@ -344,6 +344,29 @@ def test_a_recreated_stream_is_read_whatever_the_old_streams_runs_drained(env: A
     assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 5
 
 
+def test_objects_of_a_tables_failed_first_run_are_taken_by_its_next_run(env: Any) -> None:
+    """No run of the table ever succeeded, so there is no drain mark to start after: the next
+    run starts where the failed one did (the fault suite's killed first run lost its objects
+    to the next runs, which started at their own events)."""
+    settings, store, instance = env
+    a, b = (
+        land(store, "landing", f"shop/{n}.csv", csv_bytes(2, start=i * 2))
+        for i, n in enumerate("ab")
+    )
+    publish(settings, [event(a)])
+    one = tick(instance, None)
+    good = settings.routes_file.read_text()
+    settings.routes_file.write_text("routes: [")  # the run fails before it commits
+    assert not run_all(instance, one)[0].success
+    settings.routes_file.write_text(good)
+    publish(settings, [event(b)])
+    two = tick(instance, one.cursor)
+    (request,) = two.run_requests
+    assert request.run_config["ops"]["ingest_objects"]["config"]["drain_from_seq"] == 1
+    assert all(r.success for r in run_all(instance, two))
+    assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 4
+
+
 def test_objects_of_a_failed_run_are_taken_by_the_next_run_of_the_table(env: Any) -> None:
     settings, store, instance = env
     ref = TableRef.parse("delta.default.shop")
