@@ -25,6 +25,7 @@ from storage_service import api_buckets, api_lifecycle, api_objects, api_routes,
 from storage_service.access import Runtime, require_key
 from storage_service.api_events import router as events_router
 from storage_service.gate import BucketBusy
+from storage_service.logs import RequestLogMiddleware
 from storage_service.metrics import MetricsMiddleware, ServiceMetrics
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Lakewire Object Storage", version="0.1.0", lifespan=lifespan)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    app.add_middleware(RequestLogMiddleware)  # outermost: the id covers the whole request
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> JSONResponse:

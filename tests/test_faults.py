@@ -360,6 +360,31 @@ def test_metrics_show_the_sensor_lag_and_run_outcomes_per_table(platform: Platfo
     assert runs(before) == 0 and runs(after) >= 1
 
 
+@on_platform
+def test_storage_service_logs_json_lines_with_request_ids(platform: Platform) -> None:
+    """Every line of the service's log is one JSON object; a request's lines carry its id (the
+    caller's ``X-Request-Id``, echoed back) and the object it names."""
+    import json
+
+    rid = f"fault-suite-{time.monotonic_ns()}"
+    resp = httpx.put(
+        f"{platform.storage_url}/api/buckets/landing/objects/fault_logs/a%20b.csv",
+        content=csv_bytes(2),
+        headers={"Authorization": f"Bearer {api_key(platform)}", "X-Request-Id": rid},
+        timeout=30,
+    )
+    assert resp.status_code == 201 and resp.headers["x-request-id"] == rid
+    log = platform.data_dir / "logs" / "storage-service.log"
+
+    def logged() -> dict[str, Any] | None:
+        lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.startswith("{")]
+        return next((r for r in lines if r.get("request_id") == rid), None)
+
+    line = wait_for(logged, 30, "the request's log line", 0.2)
+    assert line["object"] == "landing/fault_logs/a b.csv"
+    assert line["status"] == 201 and line["method"] == "PUT" and line["duration_ms"] >= 0
+
+
 def test_four_ingestion_processes_on_one_delta_table(tmp_path: Path) -> None:
     """Four processes ingest the same objects into one Delta table at once, each in its own
     order: delta-rs's optimistic concurrency makes the losers of each race retry from the
