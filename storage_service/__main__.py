@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
@@ -22,7 +23,7 @@ def main() -> None:
         Outbox(settings.state_dir / "outbox.db").close()
     except StateFileCorrupt as exc:
         log.critical(f"storage service not started: {exc}")
-        raise SystemExit(2) from None
+        raise SystemExit(os.EX_CONFIG) from None  # supervisord does not restart this exit
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -293,9 +293,10 @@ def test_damaged_outbox_refuses_to_start_and_damaged_index_is_rebuilt(
 
         def refused() -> dict[str, Any] | None:
             svc = services(platform)["storage-service"]
-            return svc if svc["state"] in ("FATAL", "BACKOFF") else None
+            return svc if svc["state"] in ("EXITED", "FATAL") else None
 
         svc = wait_for(refused, RESTART_DEADLINE, "the storage service to refuse", 0.5)
+        assert "exit status 78" in svc["last_exit"], svc  # EX_CONFIG: not restarted forever
         log = "\n".join(svc.get("last_log_lines") or [])
         if "will not start on it" not in log:  # last_log_lines may lag one poll behind
             log = (platform.data_dir / "logs" / "storage-service.log").read_text()
