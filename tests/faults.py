@@ -48,11 +48,15 @@ class Sizes:
     rows: tuple[int, ...]
     bad_every: int  # every n-th object of a client is empty (quarantined as bad)
     pause_seconds: float  # between one client's puts
+    # Put a probe after each fault and time it to queryable (the docs' recovery column); the
+    # small sizes leave it out to stay within `make test`'s budget: the objects acknowledged
+    # after the fault, all accounted for, show the event path works again all the same.
+    measure_recovery: bool
 
 
 SIZES = {
-    "small": Sizes("small", 2, 5.0, 4, 4, (5, 40, 5, 400), 5, 0.5),
-    "full": Sizes("full", 4, 30.0, 40, 40, (5, 40, 5, 400, 5, 100_000), 11, 0.1),
+    "small": Sizes("small", 2, 5.0, 4, 4, (5, 40, 5, 400), 5, 0.5, False),
+    "full": Sizes("full", 4, 30.0, 40, 40, (5, 40, 5, 400, 5, 100_000), 11, 0.25, True),
 }
 
 
@@ -305,9 +309,12 @@ def account(
     return result
 
 
-def probe_recovery(platform: Platform, dataset: str, since: float) -> float:
+def probe_recovery(platform: Platform, dataset: str, since: float) -> float | None:
     """Seconds from ``since`` (the fault, or the end of a planned outage) until a probe object
-    put afterwards is queryable: the whole event path works again."""
+    put afterwards is queryable: the whole event path works again (``None`` at sizes that do
+    not measure it)."""
+    if not sizes().measure_recovery:
+        return None
     key = f"{dataset}_probe/probe-{time.monotonic_ns()}.csv"
     headers = {"Authorization": f"Bearer {api_key(platform)}"}
 
