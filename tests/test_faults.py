@@ -439,3 +439,33 @@ def test_four_ingestion_processes_on_one_delta_table(tmp_path: Path) -> None:
     record(result)
     assert (lost, doubled) == (0, 0), per_object
     assert set(per_object) == want and all(n == rows for n in per_object.values())
+
+
+def test_the_reliability_block_is_rewritten_and_the_prose_around_it_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from bench import reliability_page
+    from bench.pages import END
+
+    page = tmp_path / "reliability.md"
+    page.write_text(f"# R\n\nprose before\n\n{reliability_page.START}\nold\n{END}\n\nprose after\n")
+    row = {
+        "fault": "f",
+        "objects": 3,
+        "lost": 0,
+        "doubled": 0,
+        "quarantined": 1,
+        "recovery_s": 2.5,
+        "problems": {},
+        "size": "full",
+        "measured_at": "2026-11-30T08:00:00+00:00",
+    }
+    results = tmp_path / "reliability.json"
+    results.write_text(json.dumps({"faults": {"f": row}}))
+    monkeypatch.setattr(reliability_page, "PAGE", page)
+    reliability_page.regenerate(results)
+    text = page.read_text()
+    assert text.startswith("# R\n\nprose before\n") and text.endswith("\n\nprose after\n")
+    assert "| f | 3 | 0 | 0 | 1 | 2.5 | - |" in text and "\nold\n" not in text
