@@ -364,6 +364,9 @@ class ObjectReader:
     dtypes: Mapping[str, pl.DataType] | None = None
     normalize: bool = True
     inflate_limit: int = 256 * 1024 * 1024
+    # A route's declared renames (``evolution.renamed_columns``): a column the object names
+    # by its old header or old name lands in the table's column of the new name.
+    renamed_columns: Mapping[str, str] = field(default_factory=dict)
 
     def detect(self, key: str) -> ObjectFormat:
         return detect_object(key, self.file_format)
@@ -545,10 +548,19 @@ class ObjectReader:
             ]
         if self.normalize:
             table = column_names(headers)
-            return dict(zip(names, table, strict=True)), dict(zip(table, headers, strict=True))
-        if paths:  # flattened, names kept: parent_child, never a dotted name
-            return {n: n.replace(".", "_") for n in names}, {}
-        return {}, {}
+        elif paths:  # flattened, names kept: parent_child, never a dotted name
+            table = [n.replace(".", "_") for n in names]
+        else:
+            table = list(names)
+        if self.renamed_columns:
+            table = [
+                self.renamed_columns.get(h, self.renamed_columns.get(t, t))
+                for h, t in zip(headers, table, strict=True)
+            ]
+        renames = dict(zip(names, table, strict=True))
+        if self.normalize:
+            return renames, dict(zip(table, headers, strict=True))
+        return ({} if renames == {n: n for n in names} else renames), {}
 
     # -- large objects -----------------------------------------------------------------------
     def scan(self, key: str, path: Path, workdir: Path | None = None) -> ReadResult:

@@ -104,6 +104,12 @@ class Evolution(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     add_columns: bool = Field(default=True, description="New columns are added, nullable.")
+    renamed_columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="A column renamed at the source: old name (the object's header or its "
+        "normalised name) -> the table's column, so later files keep filling it instead of "
+        "adding a new column.",
+    )
     on_type_conflict: Literal["quarantine"] = "quarantine"
 
 

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         description="Queue target that bucket notification rules are applied to on S3 (MinIO's "
         "NATS target by default).",
     )
+    unrouted_refresh_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the storage service re-counts the objects no route takes in the "
+        "buckets routes watch (bucket cards, lakewire status).",
+    )
     s3_stats_refresh_seconds: float = Field(
         default=300.0,
         description="S3 backend: how often bucket statistics are re-counted from a listing; "
@@ -178,6 +184,17 @@ class Settings(BaseSettings):
         description="Asked of Dagster as minimum_interval_seconds. The daemon evaluates sensors "
         "at most every 5 s whatever this says; asking for less than 5 makes every loop evaluate "
         "instead of every other one when a tick lands just short of the interval.",
+    )
+    dagster_webserver: str | None = Field(
+        default=None,
+        description="host:port of the Dagster webserver the dispatcher launches runs through "
+        "(compose: dagster-webserver:3000); default: host and dagster_port.",
+    )
+    dispatch_grace_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="How long the sensor leaves a fresh event to the dispatcher (the push path, "
+        "pipelines/dispatch.py) before it plans a run for it itself, as the catch-up path.",
     )
     sensor_max_events: int = 10_000
     sensor_max_seconds: float = 20.0

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from lakehouse.settings import Settings
+from lakewire.run_workers import worker_socket
 
 MAX_RUNTIME_SECONDS = 1800
 """A run still STARTED after this long is failed by run monitoring (ingest batches are capped)."""
@@ -46,7 +47,12 @@ def instance_config(settings: Settings) -> dict[str, object]:
         # STARTED holding its table's concurrency slot: the launcher's worker health check
         # fails it within a poll; any run still going after MAX_RUNTIME_SECONDS is failed too.
         # Runs are not resumed (a later run ingests what was left; the ledger makes it safe).
-        "run_launcher": {"module": "lakewire.run_launcher", "class": "LocalRunLauncher"},
+        # Run workers are forked warm by the run-workers service (lakewire/run_workers.py).
+        "run_launcher": {
+            "module": "lakewire.run_launcher",
+            "class": "LocalRunLauncher",
+            "config": {"worker_socket": str(worker_socket(settings))},
+        },
         "run_monitoring": {
             "enabled": True,
             "start_timeout_seconds": 120,

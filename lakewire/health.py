@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from lakehouse.settings import Settings
 from storage_service.metrics import event_age_seconds
 from storage_service.pipeline_state import graphql, sensor_cursor, stream_tail
+from storage_service.unrouted import load as load_unrouted
 
 HOUR = 3600.0
 
@@ -112,12 +114,24 @@ def runs_health(settings: Settings, now: float | None = None) -> dict[str, Any]:
         return {"error": f"Dagster unreachable at {settings.dagster_url}: {exc or type(exc)}"}
 
 
+def unrouted_objects(settings: Settings) -> dict[str, Any]:
+    """As the storage service last counted them (it lists the watched buckets in the background)."""
+    counts = load_unrouted(settings)
+    if counts is None:
+        return {"objects": None, "buckets": {}}
+    return {
+        "objects": sum(u.objects for u in counts.values()),
+        "buckets": {b: asdict(u) for b, u in counts.items() if u.objects},
+    }
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     return {
         "outbox": outbox_health(settings),
         "stream": stream_health(settings),
         "runs": runs_health(settings),
         "quarantine": quarantined_objects(settings),
+        "unrouted": unrouted_objects(settings),
         "disk": disk_health(settings),
     }
 
@@ -147,11 +161,20 @@ def lines(health: dict[str, Any]) -> list[str]:
         f"{r['succeeded_last_hour']} succeeded in the last hour"
     )
     quarantine = q.get("error") or f"{q['objects']} objects"
+    u = health.get("unrouted", {"objects": None, "buckets": {}})
+    if u["objects"] is None:
+        unrouted = "not counted yet"
+    else:
+        unrouted = f"{u['objects']} objects no route takes" + "".join(
+            f"; {b}: {c['objects']} (e.g. {', '.join(c['examples'][:3])})"
+            for b, c in u["buckets"].items()
+        )
     disk = f"{_size(d['free_bytes'])} free of {_size(d['total_bytes'])} under {d['path']}"
     return [
         f"Outbox:              {outbox}",
         f"Stream:              {stream}",
         f"Runs:                {runs}",
         f"Quarantined:         {quarantine}",
+        f"Unrouted:            {unrouted}",
         f"Disk:                {disk}",
     ]

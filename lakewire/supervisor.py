@@ -38,6 +38,7 @@ import httpx
 from lakehouse.settings import Settings
 from lakewire.dagster_home import write_dagster_home
 from lakewire.processes import pid_alive
+from lakewire.run_workers import server_ready, worker_socket
 
 START_RETRIES = 3
 """Starts that die within ``START_SECONDS`` before supervisord gives up (state FATAL)."""
@@ -212,17 +213,44 @@ def services(settings: Settings) -> list[Service]:
             lambda: _http_ok(f"{s.dagster_url}/server_info"),
         ),
         Service(
+            "run-workers",
+            [sys.executable, "-m", "lakewire.run_workers", str(worker_socket(s))],
+            0,
+            "",
+            lambda: server_ready(worker_socket(s)),
+        ),
+        Service(
             "dagster-daemon",
             [bin_path("dagster-daemon"), "run", "-w", str(workspace)],
             0,
             "",
             lambda: dagster_daemon_healthy(s),
         ),
+        # The push path (pipelines/dispatch.py); the daemon's sensor covers whatever it misses.
+        Service(
+            "dispatch",
+            [sys.executable, "-m", "pipelines.dispatch", str(dispatch_ready_file(s))],
+            0,
+            "",
+            lambda: _pid_file_alive(dispatch_ready_file(s)),
+        ),
     ]
     return core + _extra_services()
 
 
 # -- files ---------------------------------------------------------------------------------------
+def dispatch_ready_file(settings: Settings) -> Path:
+    """Where the dispatcher writes its pid once it follows the event stream."""
+    return settings.state_dir / "dispatch.ready"
+
+
+def _pid_file_alive(path: Path) -> bool:
+    try:
+        return pid_alive(int(path.read_text()))
+    except (OSError, ValueError):
+        return False
+
+
 def logs_dir(settings: Settings) -> Path:
     return settings.resolved_data_dir / "logs"
 

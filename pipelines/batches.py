@@ -21,6 +21,10 @@ Action = Literal["create", "remove"]
 # Set on a run when its drain has committed: the stream sequence it drained up to, and which
 # incarnation of the stream that sequence is in (its creation time).
 DRAINED_TAG = "lakewire/drained_to"
+# Set when a drain has read its tail, before it ingests: the stream sequence it will drain to.
+DRAINING_TAG = "lakewire/draining_to"
+# Set on every drain run when it is requested: the stream sequences of the events it was for.
+STREAM_SEQ_TAG = "lakewire/stream_seq"
 DRAINED_STREAM_TAG = "lakewire/drained_stream"
 # Set on a run when it is requested: the incarnation of the stream its sequences are in.
 STREAM_TAG = "lakewire/stream"
@@ -57,6 +61,19 @@ def pending_by_table(
     for items in by_table.values():
         items.sort(key=lambda item: item[1].stream_seq or 0)
     return dict(by_table)
+
+
+def unrouted(settings: Settings, routes: list[Route], events: list[BucketEvent]) -> list[str]:
+    """``bucket/key`` of written objects no route takes (quarantine copies excepted): no table
+    gets them, which the sensor says in its log so nobody waits for a table in silence."""
+    return [
+        f"{ev.bucket}/{ev.key}"
+        for ev in events
+        if ev.is_created
+        and not ev.is_lifecycle
+        and not ev.key.startswith(settings.quarantine_prefix)
+        and route_for(routes, ev.bucket, ev.key, settings) is None
+    ]
 
 
 def commits(settings: Settings, items: list[Item]) -> list[list[Item]]:

@@ -16,6 +16,7 @@ import random
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from lakehouse.formats import (
     BadObject,
     ObjectReader,
     ReadResult,
+    column_name,
     fit,
     schema_changes,
     target_schema,
@@ -47,6 +49,9 @@ from lakehouse.tables import (
     with_original_names,
 )
 from lakehouse.tiers import TierMap
+
+LOAD_THREADS = 4
+"""Objects of a batch read at once (small objects are mostly waiting on I/O and per-call setup)."""
 
 Store = ObjectStore
 
@@ -143,19 +148,27 @@ def _ingest_once(
 
     sources = list(dict.fromkeys(sources))  # the same version twice in a batch is one object
     todo = pending_sources(target, sources)
-    report.skipped = [s.uri for s in sources if s not in todo]
+    pending = set(todo)
+    report.skipped = [s.uri for s in sources if s not in pending]
     with tempfile.TemporaryDirectory(prefix="lakewire-ingest-") as tmp:
-        loaded: list[_Loaded] = []
-        for src in todo:
+
+        def load(src: SourceVersion) -> _Loaded | BadObject | None:
             try:
-                item = _load(settings, store, route, reader, src, Path(tmp))
+                return _load(settings, store, route, reader, src, Path(tmp))
             except BadObject as bad:
-                _quarantine(settings, store, route, ref, run_id, src, bad, report)
-                continue
-            if item is None:
-                report.superseded.append(src.uri)
-            else:
-                loaded.append(item)
+                return bad
+
+        # Many small objects: their reads overlap (store I/O and polars' parsing release the
+        # GIL); results are taken in order, so quarantine and the commit are as if sequential.
+        loaded: list[_Loaded] = []
+        with ThreadPoolExecutor(max_workers=LOAD_THREADS) as pool:
+            for src, item in zip(todo, pool.map(load, todo), strict=True):
+                if isinstance(item, BadObject):
+                    _quarantine(settings, store, route, ref, run_id, src, item, report)
+                elif item is None:
+                    report.superseded.append(src.uri)
+                else:
+                    loaded.append(item)
         _commit(settings, store, route, ref, target, run_id, loaded, report)
     return report
 
@@ -192,6 +205,7 @@ def _reader(settings: Settings, route: Route, target: TableTarget) -> ObjectRead
         dtypes=route.dtypes,
         normalize=options.normalize_columns if naming is None else naming == "snake_case",
         inflate_limit=settings.ingest_stream_threshold_bytes,
+        renamed_columns=route.evolution.renamed_columns,
     )
 
 
@@ -323,8 +337,20 @@ def _commit(
         report.ingested = [i.src.uri for i in loaded]
         report.rows = sum(_height(i) for i in loaded)
         report.schema = schema
-        report.schema_changes = schema_changes(table_schema, schema)
+        report.schema_changes = schema_changes(table_schema, schema) + _renamed(route, loaded)
         return
+
+
+def _renamed(route: Route, loaded: list[_Loaded]) -> list[str]:
+    """The route's declared renames this batch applied (an object still using the old name)."""
+    declared = route.evolution.renamed_columns
+    seen = {
+        (header, table)
+        for item in loaded
+        for table, header in item.columns.items()
+        if declared.get(header, declared.get(column_name(header))) == table and header != table
+    }
+    return [f"renamed column {old} -> {new}" for old, new in sorted(seen)]
 
 
 def _height(item: _Loaded) -> int:

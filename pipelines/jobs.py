@@ -35,7 +35,14 @@ from pipelines.assets import (
     route_metadata,
     trino_evaluation,
 )
-from pipelines.batches import DRAINED_STREAM_TAG, DRAINED_TAG, Item, commits, stream_backlog
+from pipelines.batches import (
+    DRAINED_STREAM_TAG,
+    DRAINED_TAG,
+    DRAINING_TAG,
+    Item,
+    commits,
+    stream_backlog,
+)
 from pipelines.ingestion import IngestReport, ingest_batch, remove_sources
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
@@ -95,6 +102,11 @@ def ingest_objects(
             f"pending for {ref.qualified}"
         )
         items = _merge(named, backlog.items)
+        # Launch paths request no run for what this one is about to take (pipelines/requests.py).
+        context.instance.add_run_tags(
+            context.run_id,
+            {DRAINING_TAG: str(backlog.last_seq), DRAINED_STREAM_TAG: backlog.stream_created},
+        )
     for part in commits(settings, items) or [[]]:
         _ingest_commit(context, settings, store, route, ref, part)
     if config.remove_from:

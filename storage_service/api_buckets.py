@@ -53,6 +53,11 @@ class NotificationSummary(BaseModel):
     error: str | None = None
 
 
+class UnroutedView(BaseModel):
+    objects: int
+    examples: list[str]
+
+
 class BucketView(BaseModel):
     name: str
     objects: int
@@ -70,6 +75,11 @@ class BucketView(BaseModel):
         default=[],
         description="The routes that watch this bucket (they turn its objects "
         "into table rows), in the order they are tried.",
+    )
+    unrouted: UnroutedView | None = Field(
+        default=None,
+        description="Objects in this watched bucket that no route takes (no table will get "
+        "them), as last counted in the background; None for a bucket no route watches.",
     )
 
 
@@ -163,6 +173,7 @@ def list_buckets(rt: Runtime) -> list[BucketView]:
     for b in buckets:
         view = rt.catalog.describe(b.name, b.created)
         view["routes"] = watching.get(b.name, [])
+        view["unrouted"] = _unrouted(rt, b.name)
         state = rt.renamer.status(b.name)
         view["rename"] = state if state and rt.renamer.busy(b.name) else None
         out.append(BucketView.model_validate(view))
@@ -174,7 +185,13 @@ def get_bucket(name: str, rt: Runtime) -> BucketView:
     _require_bucket(rt, name)
     view = rt.catalog.describe(name)
     view["routes"] = _routes_by_bucket(rt).get(name, [])
+    view["unrouted"] = _unrouted(rt, name)
     return BucketView.model_validate(view)
+
+
+def _unrouted(rt: Runtime, bucket: str) -> dict[str, object] | None:
+    found = rt.unrouted.get(bucket)
+    return {"objects": found.objects, "examples": found.examples} if found else None
 
 
 def _routes_by_bucket(rt: Runtime) -> dict[str, list[str]]:

@@ -24,6 +24,8 @@ from storage_service.presign import UrlSigner, load_or_create_signing_key
 from storage_service.renames import Renamer
 from storage_service.sqs import run_sqs_drain
 from storage_service.stream import read_after
+from storage_service.unrouted import Unrouted, count_unrouted
+from storage_service.unrouted import save as save_unrouted
 from storage_service.watcher import DirectoryWatcher
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class ServiceRuntime:
         )
         self.api_key = load_or_create_api_key(s)
         self.catalog = BucketCatalog(s, self.store, self.index, self.notifications)
+        self.unrouted: dict[str, Unrouted] = {}
         self.signer = UrlSigner(load_or_create_signing_key(s))
         self.gate = BucketGate()
         self.uploads = asyncio.Semaphore(s.max_concurrent_uploads)
@@ -113,6 +116,7 @@ class ServiceRuntime:
             self._tasks.append(
                 asyncio.create_task(run_sqs_drain(self.settings, self.outbox, self._stop))
             )
+        self._tasks.append(asyncio.create_task(self._count_unrouted(self._stop)))
         if self.store.native_events:
             self._tasks.append(asyncio.create_task(self._count_s3_buckets(self._stop)))
             self._tasks.append(asyncio.create_task(self._follow_s3_events(self._stop)))
@@ -120,6 +124,17 @@ class ServiceRuntime:
             self.renamer.resume_all()
         except Exception as exc:
             log.warning("could not resume renames: %s", exc)
+
+    async def _count_unrouted(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                counts = await asyncio.to_thread(count_unrouted, self.settings, self.store)
+                self.unrouted = counts
+                await asyncio.to_thread(save_unrouted, self.settings, counts)
+            except Exception as exc:  # a routes or backend problem is reported elsewhere
+                log.warning("could not count unrouted objects: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.unrouted_refresh_seconds)
 
     async def _count_s3_buckets(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client
-from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import DeliverPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
 from lakehouse.settings import Settings
@@ -83,6 +83,11 @@ class StreamBatch:
     stream_created: str = ""
 
 
+def created_of(info: StreamInfo) -> str:
+    """The stream's creation time: what tells one incarnation of it from the next."""
+    return info.created.isoformat() if info.created else ""
+
+
 def format_cursor(seq: int, stream_created: str) -> str:
     """A reader's position: a sequence in one incarnation of the stream."""
     return f"{seq}@{stream_created}" if stream_created else str(seq)
@@ -108,7 +113,7 @@ async def read_after(
             return StreamBatch([], [], cursor, 0)
         tail = info.state.last_seq
         first = info.state.first_seq
-        created = info.created.isoformat() if info.created else ""
+        created = created_of(info)
         if tail <= cursor:
             return StreamBatch([], [], cursor, tail, created)
         start = max(cursor + 1, first)

@@ -163,6 +163,8 @@ def pipeline_env(
     def make(routes_yaml: str | None = None) -> tuple[Settings, Any]:
         monkeypatch.setenv("LAKEWIRE_DATA_DIR", str(settings.data_dir))
         monkeypatch.setenv("LAKEWIRE_NATS_URL", str(settings.nats_url))
+        # No dispatcher runs here: the sensor takes events the moment they are in the stream.
+        monkeypatch.setenv("LAKEWIRE_DISPATCH_GRACE_SECONDS", "0")
         if routes_yaml is not None:
             routes = tmp_path / "routes.yaml"
             routes.write_text(routes_yaml)

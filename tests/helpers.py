@@ -148,6 +148,17 @@ class Platform:
         resp = httpx.post(f"{self.dagster_url}/graphql", json={"query": query}, timeout=10)
         return resp.json()["data"]["runsOrError"]["results"]
 
+    def supervisorctl(self, *args: str) -> str:
+        """The platform's own supervisord, as an operator would drive it."""
+        conf = self.data_dir / "state" / "supervisord.conf"
+        proc = subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", str(conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return proc.stdout + proc.stderr
+
     def ingest_runs(self) -> list[dict[str, Any]]:
         """Runs the event sensor requested (schedules such as the reconcile sweep start others)."""
         return [r for r in self.runs() if any(t["key"] == "lakewire/table" for t in r["tags"])]

@@ -198,6 +198,7 @@ def test_secrets_mounted_only_as_each_services_own_folder(
         "dagster-code": "dagster",
         "dagster-webserver": "dagster",
         "dagster-daemon": "dagster",
+        "dagster-dispatch": "dagster",
     }
     for name, svc in services.items():
         mounts = _secret_mounts(svc)
@@ -241,7 +242,7 @@ def test_writable_state_and_non_root(services: dict[str, dict[str, Any]]) -> Non
     assert "COPY --chown=10001:10001 notebooks /home/lakewire/notebooks" in dockerfile
     assert "storage-state:/var/lib/lakewire" in services["storage"]["volumes"]
     assert "notebooks:/home/lakewire/notebooks" in services["jupyter"]["volumes"]
-    for name in ("dagster-code", "dagster-webserver", "dagster-daemon"):
+    for name in ("dagster-code", "dagster-webserver", "dagster-daemon", "dagster-dispatch"):
         assert not any(
             isinstance(v, str) and "/opt/dagster/home" in v for v in services[name]["volumes"]
         ), f"{name}: DAGSTER_HOME must stay the image's writable folder"

@@ -34,7 +34,7 @@ from lakehouse.formats import (
     target_schema,
 )
 from lakehouse.objectstore import LocalObjectStore, open_object_store
-from lakehouse.routes import CATCH_ALL, Route, parse_routes
+from lakehouse.routes import CATCH_ALL, Evolution, Route, parse_routes
 from lakehouse.settings import Settings
 from lakehouse.sql import SqlEngine
 from lakehouse.tables import ORIGINAL_NAME_KEY, TableRef, delta_table_uri, open_target
@@ -570,3 +570,27 @@ def test_declared_column_missing_from_a_parquet_object_is_null_large_or_small(
     report = ingest_batch(settings, store, route.table_for("m/x"), srcs, "run-1", route=route)
     assert not report.quarantined, report.quarantined
     assert report.rows == 2003
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_column_renamed_at_the_source_keeps_filling_its_column(fmt: str, local: Any) -> None:
+    settings, store = local
+    route = catch_all(fmt).model_copy(
+        update={"evolution": Evolution(renamed_columns={"Qty Ordered": "quantity"})}
+    )
+    first = land(store, "landing", "sales/a.csv", b"sku,Quantity\nA,1\nB,2\n")
+    ref = route.table_for(first.key)
+    ingest_batch(settings, store, ref, [first], "run-1", route=route)
+    # The exporting tool renamed the header: the rows still land in `quantity`.
+    later = land(store, "landing", "sales/b.csv", b"sku,Qty Ordered\nC,3\n")
+    report = ingest_batch(settings, store, ref, [later], "run-2", route=route)
+    assert report.rows == 1 and not report.quarantined
+    assert report.schema_changes == ["renamed column Qty Ordered -> quantity"]
+    schema = open_target(settings, store, ref).schema()
+    assert schema is not None and "qty_ordered" not in schema
+    t = f"{fmt}.default.sales"
+    assert query(settings, store, f"SELECT sku, quantity FROM {t} ORDER BY sku") == [
+        ("A", 1),
+        ("B", 2),
+        ("C", 3),
+    ]

@@ -35,7 +35,9 @@ class RunningService:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     """The service as `lakewire up` runs it: its own process, port and data dir."""
-    with service_process(tmp_path_factory.mktemp("page")) as proc:
+    with service_process(
+        tmp_path_factory.mktemp("page"), LAKEWIRE_UNROUTED_REFRESH_SECONDS="0.5"
+    ) as proc:
         yield RunningService(proc)
 
 
@@ -217,3 +219,24 @@ def test_bucket_settings_events_and_versioning(page: Page, running: RunningServi
     page.locator('#rules tr[data-rule="0"] button').click()
     expect(page.locator("#rules")).to_contain_text("No rules")
     assert running.api.get("/api/buckets/datasets/notifications").json()["rules"] == []
+
+
+def test_a_watched_bucket_card_counts_the_objects_no_route_takes(
+    page: Page, running: RunningService
+) -> None:
+    _sign_in(page)
+    expect(_card(page, "landing").locator(".badge.unrouted")).to_have_count(0)
+    # Top-level in landing: the catch-all takes landing/<dataset>/..., nothing takes this.
+    resp = running.api.put("/api/buckets/landing/objects/stray.bin", content=b"x")
+    assert resp.status_code == 201, resp.text
+
+    def counted() -> bool:
+        view = running.api.get("/api/buckets/landing").json()
+        return (view.get("unrouted") or {}).get("objects") == 1
+
+    wait_for(counted, 30, "the background count to see stray.bin", 0.5)
+    page.click("#refresh")
+    badge = _card(page, "landing").locator(".badge.unrouted")
+    expect(badge).to_have_text("1 unrouted object")
+    assert "stray.bin" in (badge.get_attribute("title") or "")
+    expect(_card(page, "results").locator(".badge.unrouted")).to_have_count(0)

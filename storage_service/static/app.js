@@ -191,6 +191,12 @@ function renderCards(buckets) {
       badges.append(el("span", { class: "badge on routes", title: "Routes that turn this bucket's objects into table rows" },
         `Routes: ${b.routes.join(", ")}`));
     }
+    if (b.unrouted?.objects) {
+      const n = b.unrouted.objects;
+      badges.append(el("span", { class: "badge warn unrouted",
+        title: `No route takes these objects, so no table gets them (e.g. ${b.unrouted.examples.join(", ")}); see 'lakewire routes explain'` },
+        `${n.toLocaleString()} unrouted object${n === 1 ? "" : "s"}`));
+    }
 
     const card = el("article", { class: "card", "data-bucket": b.name, tabindex: "0" },
       el("div", { class: "card-head" },
