@@ -68,11 +68,12 @@ def _check(result: Account) -> None:
 
 @on_platform
 def test_services_killed_in_turn_lose_and_double_nothing(platform: Platform) -> None:
-    """nats-server, the storage service and the Dagster daemon SIGKILLed one after another
-    (issue 16's harness): supervisord brings each back and the stream keeps landing."""
+    """nats-server, the storage service, the Dagster daemon and the dispatcher SIGKILLed one
+    after another (issue 16's harness): supervisord brings each back and the stream keeps
+    landing."""
     took: dict[str, float] = {}
     with Clients(platform, "fault_kills") as clients, steady(clients):
-        for name in ("nats-server", "storage-service", "dagster-daemon"):
+        for name in ("nats-server", "storage-service", "dagster-daemon", "dispatch"):
             killed = time.monotonic()
             took[name] = kill_and_wait(platform, name)
             clients.wait_more(2)  # objects keep arriving between the faults
@@ -81,7 +82,7 @@ def test_services_killed_in_turn_lose_and_double_nothing(platform: Platform) -> 
     _check(
         account(
             platform,
-            "SIGKILL nats, storage, daemon in turn",
+            "SIGKILL nats, storage, daemon, dispatcher in turn",
             "fault_kills",
             dict(clients.acked),
             recovery,
