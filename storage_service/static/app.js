@@ -169,7 +169,8 @@ async function refreshBuckets() {
   ]);
   $("total-buckets").textContent = summary.total_buckets;
   const status = $("status");
-  status.textContent = summary.status;
+  status.textContent = summary.reason ? `${summary.status}: ${summary.reason}` : summary.status;
+  status.title = summary.reason || "";
   status.className = `status ${summary.status.toLowerCase()}`;
   $("backend").textContent = summary.backend === "s3" ? "S3" : "Local disk";
   state.buckets = buckets;
