@@ -102,6 +102,12 @@ def _run(cur: Cursor, sql: str) -> list[Any]:
     return cur.fetchall()  # the trino client runs a statement to completion only when read
 
 
+def run_statements(cur: Cursor, statements: Sequence[str]) -> None:
+    """Each statement to completion, in order (trino-init's hive tables, ``lakehouse.hive``)."""
+    for sql in statements:
+        _run(cur, sql)
+
+
 def ensure_schemas(
     cur: Cursor, settings: Settings, schemas: Sequence[str], catalog: str = "delta"
 ) -> list[str]:

@@ -8,7 +8,8 @@ Three steps, three compose services, because order matters:
   MinIO user and policy per service (never the root login outside this step), the default
   buckets, the landing bucket's notification rule, the Iceberg warehouse in Lakekeeper;
 - ``python -m lakewire.platform_init trino`` (``trino-init``): the Delta schemas in Trino
-  (``lakehouse/trino.py``).
+  (``lakehouse/trino.py``) and the hive catalog's declared external tables
+  (``lakehouse/hive.py``).
 
 Any step that fails stops the start with one clear line, because a platform whose landing
 bucket sends no events would only look healthy.
@@ -273,7 +274,9 @@ def setup(settings: Settings) -> None:
 
 
 def trino_schemas(settings: Settings) -> None:
-    from lakehouse.trino import connect_trino, ensure_schemas
+    from lakehouse.hive import HiveCatalog, HiveError, trino_statements
+    from lakehouse.objectstore import open_object_store
+    from lakehouse.trino import connect_trino, ensure_schemas, run_statements
 
     if not settings.trino_url:
         raise InitError("LAKEWIRE_TRINO_URL is not set")
@@ -286,6 +289,21 @@ def trino_schemas(settings: Settings) -> None:
         timeout=settings.trino_init_timeout_seconds,
     )
     print(f"trino schemas ready: {', '.join(sorted(set(schemas)))}")
+    # The hive catalog's external tables (hive_tables.yaml): a bad declaration fails at once,
+    # not after the retries.
+    catalog = HiveCatalog(settings, open_object_store(settings))
+    try:
+        statements = trino_statements(catalog)
+    except HiveError as exc:
+        raise InitError(f"hive tables: {exc}") from exc
+    if statements:
+        _retry(
+            "Trino hive tables",
+            lambda: run_statements(connect_trino(settings), statements),
+            timeout=settings.trino_init_timeout_seconds,
+        )
+    tables = [t.qualified for t in catalog.tables.values()]
+    print(f"trino hive tables ready: {', '.join(tables) or 'none declared'}")
 
 
 STEPS = ("stream", "setup", "trino")
