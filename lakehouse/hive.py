@@ -30,6 +30,7 @@ for both engines.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ from lakehouse.sql_guard import SqlError
 
 CATALOG = "hive"
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "hive_tables.yaml"
+HEADER_MAX_BYTES = 1024**2  # a CSV header line longer than this is not read
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")  # Trino takes these unquoted, as lakehouse.trino
 
 # Trino's types (as written in a declaration) and the Arrow type the embedded engine reads.
@@ -295,10 +297,13 @@ class HiveCatalog:
                     raise HiveError(f"{table.qualified}: {exc}") from None
             import pyarrow.csv as pcsv
 
-            with fs.open_input_stream(first) as fh:
-                opts = pcsv.ParseOptions(delimiter=table.delimiter)
-                reader = pcsv.open_csv(fh, parse_options=opts)
-                names = reader.schema.names
+            # The header line only: a ranged read of the file's start, never a stream left
+            # half-read (S3 connections stay clean for the scan that follows).
+            with fs.open_input_file(first) as fh:
+                head = bytes(fh.read_at(min(fh.size(), HEADER_MAX_BYTES), 0))
+            line = head.split(b"\n", 1)[0]
+            opts = pcsv.ParseOptions(delimiter=table.delimiter)
+            names = pcsv.read_csv(io.BytesIO(line + b"\n"), parse_options=opts).column_names
         except (OSError, pa.ArrowInvalid) as exc:
             raise HiveError(f"{table.qualified}: cannot read {files[0].key}: {exc}") from None
         return pa.schema([(n, pa.string()) for n in names])
