@@ -374,3 +374,15 @@ def test_hive_through_the_api_for_admin_and_tenant(tmp_path: Path, nats: NatsSer
         tree = c.get("/api/sql/catalog").json()
         hive = next(n for n in tree["catalogs"] if n["name"] == "hive")
         assert hive["schemas"] == [] and "hive_tables.yaml" in hive["error"]
+
+
+def test_the_projects_file_declares_valid_tables(tmp_path: Path) -> None:
+    """The file the image carries (Dockerfile) is what an unset LAKEWIRE_HIVE_TABLES_FILE reads."""
+    from lakehouse.hive import DEFAULT_FILE, load_declarations
+
+    assert DEFAULT_FILE.name == "hive_tables.yaml" and DEFAULT_FILE.is_file()
+    dockerfile = (DEFAULT_FILE.parent / "Dockerfile").read_text()
+    assert re.search(r"^COPY .*\bhive_tables\.yaml\b", dockerfile, re.M)
+    assert load_declarations(Settings(data_dir=tmp_path)) == parse_declarations(
+        DEFAULT_FILE.read_text(), str(DEFAULT_FILE)
+    )
