@@ -27,6 +27,7 @@ one through; statements other than queries and inspection are refused before tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -41,7 +42,7 @@ from sqlglot import exp
 
 from lakehouse.delta import open_table
 from lakehouse.hive import CATALOG as HIVE
-from lakehouse.hive import HiveCatalog
+from lakehouse.hive import HiveCatalog, HiveError
 from lakehouse.objectstore import LocalObjectStore, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.sql_guard import SqlError, SqlRefused, Statement, classify
@@ -358,7 +359,10 @@ class SqlEngine:
         for schema in self.list_schemas(catalog):
             for name in self.list_tables(catalog, schema):
                 if catalog == HIVE:
-                    self._attach_hive(schema, name)
+                    # A listing is not spoilt by one table whose files cannot be read (another
+                    # tenant's, maybe): it is left out; querying it says why.
+                    with contextlib.suppress(HiveError):
+                        self._attach_hive(schema, name)
                 else:
                     self.attach(Snapshot(TableRef(table_format(catalog), schema, name)))
 
@@ -392,7 +396,7 @@ class SqlEngine:
             if catalog == HIVE:
                 if table.args.get("version") is not None or table.name.endswith(HISTORY_SUFFIX):
                     raise SqlError(f"{HIVE} tables are plain files: they have no versions")
-                self._attach_hive(schema, table.name)
+                self._attach_hive(schema.lower(), table.name.lower())  # Trino's unquoted names
                 continue
             snap = self._snapshot(table)
             self.attach(snap)
@@ -451,7 +455,7 @@ class SqlEngine:
         """Trino's ``DESCRIBE`` shape: Column, Type, Extra, Comment; from the table's metadata
         (a hive table's: its declaration or first file), without reading its data."""
         if catalog == HIVE:
-            declared = self.hive.table(schema_name, table_name)
+            declared = self.hive.table(schema_name.lower(), table_name.lower())
             if declared is None:
                 raise TableNotFound(f"table {HIVE}.{schema_name}.{table_name} is not declared")
             schema = self.hive.schema(declared)

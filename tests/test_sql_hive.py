@@ -186,12 +186,16 @@ def test_a_bad_file_fails_hive_queries_only(tmp_path: Path) -> None:
     store = open_object_store(settings)
     fill(store)
     (tmp_path / "hive_tables.yaml").write_text(
-        "tables: [{schema: raw, name: t, bucket: exports, prefix: none, format: parquet}]"
+        "tables: [{schema: raw, name: t, bucket: exports, prefix: none, format: parquet},\n"
+        "         {schema: raw, name: orders, bucket: exports, prefix: orders, format: parquet}]"
     )
     eng = SqlEngine(settings, store)
     try:
         with pytest.raises(HiveError, match=r"no files under s3://exports/none .*declare them"):
             eng.query("SELECT * FROM hive.raw.t")
+        listed = eng.query("SELECT table_name FROM hive.information_schema.tables").rows
+        assert listed == [("orders",)]  # the listing leaves the broken table out
+        assert eng.query("SELECT count(*) FROM HIVE.RAW.ORDERS").rows == [(5,)]
         assert eng.query("SHOW SCHEMAS FROM delta").rows == [("information_schema",)]
     finally:
         eng.close()
