@@ -390,3 +390,43 @@ def test_the_projects_file_declares_valid_tables(tmp_path: Path) -> None:
     assert load_declarations(Settings(data_dir=tmp_path)) == parse_declarations(
         DEFAULT_FILE.read_text(), str(DEFAULT_FILE)
     )
+
+
+def test_parquet_types_read_from_the_files_become_trinos(engine: SqlEngine) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from lakehouse.hive import HiveTable
+
+    when = dt.datetime(2024, 1, 31, 12, 0, tzinfo=dt.UTC)
+    buf = io.BytesIO()
+    pq.write_table(
+        pa.table(
+            {
+                "i": pa.array([1], pa.int32()),
+                "ok": [True],
+                "day": pa.array([dt.date(2024, 1, 31)], pa.date32()),
+                "price": pa.array([Decimal("9.99")], pa.decimal128(10, 2)),
+                "at": pa.array([when], pa.timestamp("us", tz="UTC")),
+                "big": pa.array(["x"], pa.large_string()),
+            }
+        ),
+        buf,
+    )
+    engine.store.put("exports", "typed/a.parquet", buf.getvalue())
+    catalog = HiveCatalog(engine.settings, engine.store)
+    typed = HiveTable("raw", "typed", "exports", "typed", "parquet", True, ",", None)
+    assert create_table_sql(typed, catalog.schema(typed)) == (
+        'CREATE TABLE hive.raw.typed ("i" integer, "ok" boolean, "day" date, '
+        '"price" decimal(10,2), "at" timestamp, "big" varchar) '
+        "WITH (external_location = 's3://exports/typed', format = 'PARQUET')"
+    )
+    [row] = catalog.dataset(typed, catalog.files(typed)).to_table().to_pylist()
+    assert row == {
+        "i": 1,
+        "ok": True,
+        "day": dt.date(2024, 1, 31),
+        "price": Decimal("9.99"),
+        "at": when.replace(tzinfo=None),  # Trino's Hive timestamp has no zone: UTC wall time
+        "big": "x",
+    }
