@@ -18,7 +18,8 @@ and both engines expose it as ``hive.raw.co2_readings`` from the same declaratio
 columns and types agree: the embedded engine (``lakehouse.sql``) registers a pyarrow dataset
 over the prefix's files (re-listed by every query, so a new file is seen at once); Trino gets
 ``CREATE TABLE hive.raw.co2_readings (...) WITH (external_location = 's3://co2-data/readings',
-format = 'CSV', ...)`` from :func:`trino_statements`, run by ``trino-init``.
+format = 'CSV', ...)`` from :func:`create_statements`, run by ``trino-init``
+(:func:`ensure_trino_tables`).
 
 Two rules come from Trino's Hive connector and hold on both engines, so a query answers the
 same wherever it runs: only the files directly under the prefix are read (no sub-folders;
@@ -49,6 +50,7 @@ from lakehouse.objectstore import (
 )
 from lakehouse.settings import Settings
 from lakehouse.sql_guard import SqlError
+from lakehouse.trino import Cursor, run_statement
 
 CATALOG = "hive"
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "hive_tables.yaml"
@@ -383,12 +385,35 @@ def create_table_sql(table: HiveTable, schema: pa.Schema) -> str:
     return f"CREATE TABLE {table.qualified} ({columns}) WITH ({', '.join(props)})"
 
 
-def trino_statements(catalog: HiveCatalog) -> list[str]:
-    """What trino-init runs so Trino's ``hive`` catalog holds exactly the declared tables'
-    current definitions: each schema, then each table dropped (an external table's files stay)
-    and created again, so an edited declaration replaces the old one."""
-    statements = [f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{s}" for s in catalog.schemas()]
+def create_statements(catalog: HiveCatalog) -> dict[str, str]:
+    """Each declared table's ``CREATE TABLE``, by qualified name. All columns are decided here,
+    before Trino is touched, so a bad declaration changes nothing there."""
+    return {t.qualified: create_table_sql(t, catalog.schema(t)) for t in catalog.tables.values()}
+
+
+def ensure_trino_tables(cur: Cursor, catalog: HiveCatalog, creates: dict[str, str]) -> list[str]:
+    """Make Trino's ``hive`` catalog hold the declared tables as ``creates`` defines them
+    (trino-init, as the principal that may write): the schemas, then each table created, or
+    dropped and created again so an edited declaration replaces it. Only an external table is
+    ever dropped (its files stay); a managed table of the same name (made by hand in Trino,
+    whose drop would delete its files) is an error, never dropped."""
+    for schema in catalog.schemas():
+        run_statement(cur, f"CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema}")
     for table in catalog.tables.values():
-        statements.append(f"DROP TABLE IF EXISTS {table.qualified}")
-        statements.append(create_table_sql(table, catalog.schema(table)))
-    return statements
+        exists = run_statement(
+            cur,
+            f"SELECT count(*) FROM {CATALOG}.information_schema.tables "
+            f"WHERE table_schema = {_literal(table.schema)} "
+            f"AND table_name = {_literal(table.name)}",
+        )
+        if exists and exists[0][0]:
+            ddl = str(run_statement(cur, f"SHOW CREATE TABLE {table.qualified}")[0][0])
+            if "external_location" not in ddl:
+                raise HiveError(
+                    f"{table.qualified} is a managed table in Trino, not the declared external "
+                    "one: dropping it would delete its files, so it is left; rename the "
+                    "declaration or drop the table by hand"
+                )
+            run_statement(cur, f"DROP TABLE {table.qualified}")
+        run_statement(cur, creates[table.qualified])
+    return list(creates)

@@ -274,9 +274,9 @@ def setup(settings: Settings) -> None:
 
 
 def trino_schemas(settings: Settings) -> None:
-    from lakehouse.hive import HiveCatalog, HiveError, trino_statements
+    from lakehouse.hive import HiveCatalog, HiveError, create_statements, ensure_trino_tables
     from lakehouse.objectstore import open_object_store
-    from lakehouse.trino import connect_trino, ensure_schemas, run_statements
+    from lakehouse.trino import connect_trino, ensure_schemas
 
     if not settings.trino_url:
         raise InitError("LAKEWIRE_TRINO_URL is not set")
@@ -293,15 +293,21 @@ def trino_schemas(settings: Settings) -> None:
     # not after the retries.
     catalog = HiveCatalog(settings, open_object_store(settings))
     try:
-        statements = trino_statements(catalog)
+        creates = create_statements(catalog)
     except HiveError as exc:
         raise InitError(f"hive tables: {exc}") from exc
-    if statements:
-        _retry(
-            "Trino hive tables",
-            lambda: run_statements(connect_trino(settings), statements),
-            timeout=settings.trino_init_timeout_seconds,
-        )
+    refused: list[HiveError] = []
+
+    def hive_tables() -> None:
+        try:
+            ensure_trino_tables(connect_trino(settings), catalog, creates)
+        except HiveError as exc:  # not Trino starting: retrying would not help
+            refused.append(exc)
+
+    if creates:
+        _retry("Trino hive tables", hive_tables, timeout=settings.trino_init_timeout_seconds)
+    if refused:
+        raise InitError(f"hive tables: {refused[0]}")
     tables = [t.qualified for t in catalog.tables.values()]
     print(f"trino hive tables ready: {', '.join(tables) or 'none declared'}")
 

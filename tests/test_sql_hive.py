@@ -294,7 +294,6 @@ def test_trino_init_creates_the_declared_tables(
         "CREATE SCHEMA IF NOT EXISTS hive.acme_co",
         "CREATE SCHEMA IF NOT EXISTS hive.raw",
     ]
-    assert "DROP TABLE IF EXISTS hive.raw.orders" in hive
     created = [s for s in hive if s.startswith("CREATE TABLE")]
     assert len(created) == 3 and all(CREATE_RE.match(s) for s in created)
 
@@ -302,6 +301,64 @@ def test_trino_init_creates_the_declared_tables(
     before = len(trino.statements)
     assert platform_init.main(["trino"]) == 1  # at once, not after the retries
     assert not [s for s in trino.statements[before:] if "hive." in s]
+
+
+class HiveTrino:
+    """Trino's hive catalog as trino-init sees it: tables and their ``SHOW CREATE TABLE``."""
+
+    def __init__(self) -> None:
+        self.schemas: set[str] = set()
+        self.tables: dict[str, str] = {}
+        self.statements: list[str] = []
+        self._rows: list[Any] = []
+
+    def execute(self, operation: str, params: Any = None) -> None:
+        self.statements.append(operation)
+        self._rows = []
+        if m := re.match(r"^CREATE SCHEMA IF NOT EXISTS hive\.(\w+)$", operation):
+            self.schemas.add(m.group(1))
+        elif operation.startswith("SELECT count(*) FROM hive.information_schema.tables"):
+            schema, table = re.findall(r"= '(\w+)'", operation)
+            self._rows = [(int(f"hive.{schema}.{table}" in self.tables),)]
+        elif m := re.match(r"^SHOW CREATE TABLE (\S+)$", operation):
+            self._rows = [(self.tables[m.group(1)],)]
+        elif m := re.match(r"^DROP TABLE (\S+)$", operation):
+            del self.tables[m.group(1)]
+        elif m := CREATE_RE.match(operation):
+            name = f"hive.{m.group(1)}.{m.group(2)}"
+            assert m.group(1) in self.schemas and name not in self.tables, operation
+            self.tables[name] = operation
+        else:
+            raise AssertionError(f"not a statement trino-init makes: {operation}")
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+
+def test_trino_tables_are_replaced_but_a_managed_table_is_never_dropped(
+    engine: SqlEngine,
+) -> None:
+    from lakehouse.hive import create_statements, ensure_trino_tables
+
+    catalog = HiveCatalog(engine.settings, engine.store)
+    creates = create_statements(catalog)
+    trino = HiveTrino()
+    assert ensure_trino_tables(trino, catalog, creates) == list(creates)
+    assert not [s for s in trino.statements if s.startswith("DROP")]
+    assert ensure_trino_tables(trino, catalog, creates) == list(creates)  # again: replaced
+    assert sorted(s for s in trino.statements if s.startswith("DROP")) == [
+        "DROP TABLE hive.acme_co.readings",
+        "DROP TABLE hive.raw.orders",
+        "DROP TABLE hive.raw.readings",
+    ]
+    assert set(trino.tables.values()) == set(creates.values())
+
+    trino.tables["hive.raw.orders"] = (
+        "CREATE TABLE hive.raw.orders (id bigint) WITH (format = 'ORC')"
+    )
+    with pytest.raises(HiveError, match="managed table"):
+        ensure_trino_tables(trino, catalog, creates)
+    assert "ORC" in trino.tables["hive.raw.orders"]  # left as it was
 
 
 def test_hive_catalog_file_is_the_hive_connector_on_the_file_metastore() -> None:
