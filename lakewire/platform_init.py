@@ -293,6 +293,14 @@ def trino_schemas(settings: Settings) -> None:
     # not after the retries.
     catalog = HiveCatalog(settings, open_object_store(settings))
     try:
+        # trino-init holds no S3 login on the platform (no secrets folder): it cannot read a
+        # table's columns from its files, so they must be declared.
+        unread = [t.qualified for t in catalog.tables.values() if t.columns is None]
+        if unread and settings.storage_backend == "s3" and settings.s3_access_key is None:
+            raise InitError(
+                f"hive tables: declare the columns of {', '.join(unread)} in the hive tables "
+                "file (trino-init has no S3 login to read them from the files)"
+            )
         creates = create_statements(catalog)
     except HiveError as exc:
         raise InitError(f"hive tables: {exc}") from exc

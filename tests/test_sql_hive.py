@@ -276,7 +276,7 @@ def test_trino_statements_match_the_engines_columns(engine: SqlEngine) -> None:
 
 
 def test_trino_init_creates_the_declared_tables(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from lakewire import platform_init
     from tests.test_trino_registration import FakeTrino
@@ -297,9 +297,19 @@ def test_trino_init_creates_the_declared_tables(
     created = [s for s in hive if s.startswith("CREATE TABLE")]
     assert len(created) == 3 and all(CREATE_RE.match(s) for s in created)
 
+    # On the platform trino-init has no S3 login: undeclared columns are an error, at once.
+    monkeypatch.setenv("LAKEWIRE_STORAGE_BACKEND", "s3")
+    monkeypatch.setenv("LAKEWIRE_S3_ENDPOINT", "http://127.0.0.1:9")
+    before = len(trino.statements)
+    assert platform_init.main(["trino"]) == 1
+    err = capsys.readouterr().err
+    assert "declare the columns of hive.raw.orders, hive.raw.readings" in err
+    assert not [s for s in trino.statements[before:] if "hive." in s]
+
     (tmp_path / "hive_tables.yaml").write_text("tables: [{schema: raw}]")
     before = len(trino.statements)
     assert platform_init.main(["trino"]) == 1  # at once, not after the retries
+    assert "tables.0.name" in capsys.readouterr().err
     assert not [s for s in trino.statements[before:] if "hive." in s]
 
 
