@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,7 +94,15 @@ class ObjectFilter(_S3):
             raise ValueError(f"one of {', '.join(given)} only; combine conditions with And")
         return self
 
-    def matches(self, key: str, size: int, tags: dict[str, str]) -> bool:
+    @property
+    def tags(self) -> list[TagFilter]:
+        if self.And is not None:
+            return self.And.Tags
+        return [self.Tag] if self.Tag is not None else []
+
+    def matches(self, key: str, size: int, tags: Mapping[str, str]) -> bool:
+        """Prefix and size are checked first: ``tags`` may be :class:`LazyTags`, fetched from
+        the store only for an object the rest of the filter already matched."""
         prefix, gt, lt = self.Prefix, self.ObjectSizeGreaterThan, self.ObjectSizeLessThan
         want_tags: list[TagFilter] = []
         if self.Tag is not None:
@@ -174,13 +182,16 @@ class Rule(_S3):
             raise ValueError("a rule needs at least one action")
         if self.Filter is not None and self.Prefix is not None:
             raise ValueError("Filter and the legacy Prefix are exclusive")
+        if self.AbortIncompleteMultipartUpload is not None and self.Filter and self.Filter.tags:
+            # as AWS: an unfinished upload has no tags yet, so a tag filter could never match
+            raise ValueError("AbortIncompleteMultipartUpload cannot be combined with a tag filter")
         return self
 
     @property
     def enabled(self) -> bool:
         return self.Status == "Enabled"
 
-    def matches(self, key: str, size: int, tags: dict[str, str]) -> bool:
+    def matches(self, key: str, size: int, tags: Mapping[str, str]) -> bool:
         if self.Filter is not None:
             return self.Filter.matches(key, size, tags)
         return key.startswith(self.Prefix or "")
@@ -294,6 +305,36 @@ class RulesStore:
         )
 
 
+class LazyTags(Mapping[str, str]):
+    """An object's tags, read from the store on first use: a plan over 100,000 objects asks
+    for tags (one request each on S3) only where a tag filter is what is left to decide."""
+
+    def __init__(self, fetch: Callable[[], dict[str, str]]) -> None:
+        self._fetch = fetch
+        self._tags: dict[str, str] | None = None
+
+    def _get(self) -> dict[str, str]:
+        if self._tags is None:
+            try:
+                self._tags = self._fetch()
+            except (ObjectNotFound, BucketNotFound):
+                self._tags = {}  # gone since the listing: nothing matches a tag
+        return self._tags
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def _tags_of(store: ObjectStore, bucket: str, key: str) -> LazyTags:
+    return LazyTags(lambda: store.get_tags(bucket, key))
+
+
 # -- planning -------------------------------------------------------------------------------------
 ActionKind = Literal["expire", "transition"]
 
@@ -351,7 +392,7 @@ def decide(
     order: list[str],
     bucket: str,
     tiers: dict[str, str],
-    tags: dict[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Action | None:
     """The one action due for an object under S3 precedence, or None."""
     live = [r for r in rules if r.enabled and r.matches(obj.key, obj.size, tags or {})]
@@ -428,7 +469,8 @@ def plan(
             )
             continue
         obj = _Obj(info.key, info.size, info.etag, info.last_modified, "STANDARD")
-        act = decide(config.Rules, obj, now, order, bucket, tiers)
+        tags = _tags_of(store, bucket, info.key)
+        act = decide(config.Rules, obj, now, order, bucket, tiers, tags)
         if act is not None:
             out.append(act)
     for rec in records.values():  # objects that live in a tier
@@ -448,7 +490,8 @@ def plan(
             )
             continue
         obj = _Obj(rec.key, rec.size, rec.etag, rec.modified, rec.storage_class)
-        act = decide(config.Rules, obj, now, order, bucket, tiers)
+        tags = _tags_of(store, rec.tier_bucket, rec.tier_key)  # they moved with the object
+        act = decide(config.Rules, obj, now, order, bucket, tiers, tags)
         if act is not None:
             out.append(act)
     out.sort(key=lambda a: (a.key, a.action))
@@ -652,6 +695,11 @@ class Applier:
         if not _verified(dst, src.size, src.etag):
             out.skipped.append(f"{act.bucket}/{act.key}: copy did not verify; source kept")
             return
+        # the tags go with the object (a multipart copy does not carry them; the local copy
+        # is a new file): later rules with tag filters must still match it in its tier
+        tags = self.store.get_tags(src_bucket, src_key)
+        if tags:
+            self.store.set_tags(target, dst_key, tags)
         self._step()
         self.tiers.mark(src_bucket, src_key, src.etag, TRANSITION_AGENT, self.clock())
         self._delete(src_bucket, src_key)
@@ -740,44 +788,113 @@ NATIVE_ACTIONS = ("Expiration", "NoncurrentVersionExpiration", "AbortIncompleteM
 LAKEWIRE_ACTIONS = ("Expiration", "Transitions", "NoncurrentVersionTransitions")
 
 
+def delegable(rule: Rule) -> list[str]:
+    """The actions of a rule the store can enforce itself: the native ones, unless the filter
+    names an object size (the bucket lifecycle the ``minio`` SDK writes has no size filter, so
+    such a rule stays Lakewire's whole)."""
+    f = rule.Filter
+    if f is not None:
+        sizes = f.And if f.And is not None else f
+        if sizes.ObjectSizeGreaterThan is not None or sizes.ObjectSizeLessThan is not None:
+            return []
+    return [a for a in NATIVE_ACTIONS if getattr(rule, a)]
+
+
 def enforcement(config: LifecycleConfiguration, backend: str) -> list[dict[str, Any]]:
     """Per rule: which actions the store enforces natively (S3 backend) and which Lakewire
     runs (transitions to Lakewire's tiers, and expiration, which also covers tiered objects)."""
     out = []
     for r in config.Rules:
         present = [a for a in (*NATIVE_ACTIONS, *LAKEWIRE_ACTIONS) if getattr(r, a)]
-        store = [a for a in NATIVE_ACTIONS if a in present] if backend == "s3" else []
+        store = delegable(r) if backend == "s3" else []
         runs = [a for a in present if a in LAKEWIRE_ACTIONS or a not in store]
         out.append({"ID": r.ID, "store": store, "lakewire": sorted(set(runs))})
     return out
 
 
-def native_configuration(config: LifecycleConfiguration) -> dict[str, Any]:
-    """The part of the rules an S3 store enforces, as ``PutBucketLifecycleConfiguration`` takes
-    it (transitions are Lakewire's: its tiers are buckets, not the store's storage classes)."""
-    rules = []
+def native_rules(config: LifecycleConfiguration) -> list[Any]:
+    """The part of the rules an S3 store enforces, as ``minio`` SDK lifecycle rules
+    (transitions are Lakewire's: its tiers are buckets, not the store's storage classes)."""
+    from minio.commonconfig import AndOperator, Filter, Tags
+    from minio.commonconfig import Tag as MinioTag
+    from minio.lifecycleconfig import (
+        AbortIncompleteMultipartUpload,
+        Expiration,
+        NoncurrentVersionExpiration,
+    )
+    from minio.lifecycleconfig import Rule as MinioRule
+
+    out = []
     for r in config.Rules:
-        body = {
-            a: getattr(r, a).model_dump(exclude_none=True) for a in NATIVE_ACTIONS if getattr(r, a)
-        }
-        if not body:
+        actions = delegable(r)
+        if not actions:
             continue
-        flt = r.Filter.model_dump(exclude_none=True) if r.Filter else {"Prefix": r.Prefix or ""}
-        rules.append({"ID": r.ID, "Status": r.Status, "Filter": flt, **body})
-    return {"Rules": rules}
+        f = r.Filter
+        if f is None or (f.And is None and f.Tag is None):
+            flt = Filter(prefix=(f.Prefix if f is not None else r.Prefix) or "")
+        elif f.Tag is not None:
+            flt = Filter(tag=MinioTag(f.Tag.Key, f.Tag.Value))
+        else:
+            assert f.And is not None
+            tags = Tags()
+            tags.update({t.Key: t.Value for t in f.And.Tags})
+            flt = Filter(and_operator=AndOperator(f.And.Prefix, tags or None))
+        e, nc, ab = r.Expiration, r.NoncurrentVersionExpiration, r.AbortIncompleteMultipartUpload
+        out.append(
+            MinioRule(
+                r.Status,
+                rule_filter=flt,
+                rule_id=r.ID,
+                expiration=(Expiration(e.Date, e.Days, e.ExpiredObjectDeleteMarker) if e else None),
+                noncurrent_version_expiration=(
+                    NoncurrentVersionExpiration(nc.NoncurrentDays, nc.NewerNoncurrentVersions)
+                    if nc
+                    else None
+                ),
+                abort_incomplete_multipart_upload=(
+                    AbortIncompleteMultipartUpload(ab.DaysAfterInitiation) if ab else None
+                ),
+            )
+        )
+    return out
 
 
-def write_native(store: ObjectStore, bucket: str, config: LifecycleConfiguration | None) -> bool:
+def minio_client(settings: Settings) -> Any:
+    """A ``minio`` SDK client for the S3 backend, announcing itself as lifecycle's."""
+    from urllib.parse import urlsplit
+
+    from minio import Minio
+
+    s = settings
+    url = urlsplit(s.s3_endpoint or f"https://s3.{s.s3_region}.amazonaws.com")
+    client = Minio(
+        url.netloc,
+        access_key=s.s3_access_key.get_secret_value() if s.s3_access_key else None,
+        secret_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
+        secure=url.scheme == "https",
+        region=s.s3_region,
+    )
+    name, version = USER_AGENT.split("/", 1)
+    client.set_app_info(name, version)
+    return client
+
+
+def write_native(
+    settings: Settings, store: ObjectStore, bucket: str, config: LifecycleConfiguration | None
+) -> bool:
     """Write (or, with no native rules, delete) the bucket's native lifecycle configuration on
-    the S3 backend; False on the local backend, which has none."""
-    if getattr(store, "kind", "local") != "s3":
+    the S3 backend with the ``minio`` SDK's ``set_bucket_lifecycle``; False on the local
+    backend, which has none."""
+    if store.kind != "s3":
         return False
-    client = store.client  # type: ignore[attr-defined]
-    native = native_configuration(config) if config is not None else {"Rules": []}
-    if native["Rules"]:
-        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=native)
+    from minio.lifecycleconfig import LifecycleConfig
+
+    client = minio_client(settings)
+    rules = native_rules(config) if config is not None else []
+    if rules:
+        client.set_bucket_lifecycle(bucket, LifecycleConfig(rules))
     else:
-        client.delete_bucket_lifecycle(Bucket=bucket)
+        client.delete_bucket_lifecycle(bucket)
     return True
 
 

@@ -113,6 +113,19 @@ class TierMap:
         self.store.put(SYSTEM_BUCKET, f"{ACTIONS_PREFIX}{bucket}/{key}.json", body)
 
 
+def locate(store: ObjectStore, bucket: str, key: str) -> tuple[str, str, str]:
+    """``(bucket, key, storage class)`` where an object's bytes are now: its own bucket, or the
+    tier lifecycle moved it to. ``ObjectNotFound`` when it is in neither."""
+    try:
+        store.head(bucket, key)
+        return bucket, key, "STANDARD"
+    except ObjectNotFound:
+        where = TierMap(store).resolve(bucket, key)
+        if where is None:
+            raise
+        return where
+
+
 def get_resolved(store: ObjectStore, bucket: str, key: str) -> bytes:
     """An object's bytes wherever lifecycle put it (its bucket first, then its tier)."""
     try:

@@ -15,6 +15,7 @@ from lakehouse.objectstore import (
     BucketExists,
     BucketNotFound,
     InvalidName,
+    InvalidTags,
     InvalidRange,
     KeyConflict,
     ObjectNotFound,
@@ -39,6 +40,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 # The one place where a storage error becomes an HTTP status, so every route answers alike.
 ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (InvalidName, 422),
+    (InvalidTags, 422),
     (InvalidRange, 416),
     (BucketNotFound, 404),
     (ObjectNotFound, 404),
