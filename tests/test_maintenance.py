@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -220,7 +221,8 @@ def test_route_retention_and_z_order_drive_the_scheduled_maintenance(
             for e in run.all_events
             if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
         ]
-    optimized, vacuumed = mat.metadata["reports"].value  # type: ignore[misc]
+    reports: list[dict[str, Any]] = mat.metadata["reports"].value  # type: ignore[assignment]
+    optimized, vacuumed = reports
     assert optimized["files_after"] == 1
     # Z-ordered by name: the one file's rows are in name order (plain compaction keeps ids)
     (path,) = DeltaTable(uri).file_uris()
