@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +37,7 @@ from lakehouse.tiers import (
     TierMap,
     TierRecord,
     tier_key,
+    version_tier_key,
 )
 
 RULES_PREFIX = "lifecycle/rules/"
@@ -350,14 +353,22 @@ class Action:
     storage_class: str | None = None  # transition: the class it moves to
     target: str | None = None  # transition: tier bucket
     current_class: str = "STANDARD"
+    version_id: str | None = None  # a noncurrent version (NoncurrentVersionTransitions)
+
+    @property
+    def target_key(self) -> str:
+        if self.version_id is not None:
+            return version_tier_key(self.bucket, self.key, self.version_id)
+        return tier_key(self.bucket, self.key)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "object": f"{self.bucket}/{self.key}",
+            "version_id": self.version_id,
             "rule": self.rule,
             "action": self.action,
             "bytes": self.size,
-            "target": self.target and f"{self.target}/{tier_key(self.bucket, self.key)}",
+            "target": self.target and f"{self.target}/{self.target_key}",
             "storage_class": self.storage_class,
             "from_class": self.current_class,
         }
@@ -494,7 +505,133 @@ def plan(
         act = decide(config.Rules, obj, now, order, bucket, tiers, tags)
         if act is not None:
             out.append(act)
-    out.sort(key=lambda a: (a.key, a.action))
+    if store.kind == "s3" and any(
+        r.enabled and r.NoncurrentVersionTransitions for r in config.Rules
+    ):
+        out += plan_noncurrent(settings, store, bucket, now, config)
+    out.sort(key=lambda a: (a.key, a.action, a.version_id or ""))
+    return out
+
+
+# -- noncurrent versions (S3 backend, versioned buckets) ----------------------------------------
+@dataclass(frozen=True)
+class _Version:
+    key: str
+    version_id: str
+    size: int
+    etag: str
+    since: datetime  # when it became noncurrent: its successor's creation
+    newer: int  # noncurrent versions newer than this one (NewerNoncurrentVersions)
+
+
+def _noncurrent_versions(store: ObjectStore, bucket: str) -> Iterator[_Version]:
+    """Every noncurrent version of every key, with the moment it became noncurrent (S3 counts
+    ``NoncurrentDays`` from there) and how many noncurrent versions are newer."""
+    client = store.client  # type: ignore[attr-defined]
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for v in page.get("Versions", []):
+            by_key.setdefault(v["Key"], []).append(v)
+        for m in page.get("DeleteMarkers", []):
+            by_key.setdefault(m["Key"], []).append({**m, "marker": True})
+    for key, entries in by_key.items():
+        # newest first; a stable sort keeps the server's order where timestamps tie
+        entries.sort(key=lambda e: (not e["IsLatest"], -e["LastModified"].timestamp()))
+        newer = 0
+        for successor, e in pairwise(entries):
+            if e.get("marker"):
+                continue
+            yield _Version(
+                key,
+                e["VersionId"],
+                int(e["Size"]),
+                e["ETag"].strip('"'),
+                successor["LastModified"],
+                newer,
+            )
+            newer += 1
+
+
+def _version_tags(client: Any, bucket: str, key: str, version_id: str) -> dict[str, str]:
+    resp = client.get_object_tagging(Bucket=bucket, Key=key, VersionId=version_id)
+    return {t["Key"]: t["Value"] for t in resp.get("TagSet", [])}
+
+
+def decide_noncurrent(
+    rules: list[Rule],
+    v: _Version,
+    now: datetime,
+    order: list[str],
+    here: str,
+    tags: Mapping[str, str],
+) -> tuple[str, str] | None:
+    """``(rule, storage class)`` a noncurrent version moves to now, or None: a due
+    ``NoncurrentVersionExpiration`` wins (the store enforces it), then the coldest due class."""
+    live = [r for r in rules if r.enabled and r.matches(v.key, v.size, tags)]
+    for r in live:
+        ne = r.NoncurrentVersionExpiration
+        keep = ne.NewerNoncurrentVersions if ne is not None else None
+        if ne and now >= due_at(v.since, ne.NoncurrentDays) and (keep is None or v.newer >= keep):
+            return None
+    rank = {c: i for i, c in enumerate(order)}
+    best: tuple[int, str, str] | None = None
+    for r in live:
+        for t in r.NoncurrentVersionTransitions:
+            keep = t.NewerNoncurrentVersions
+            if now < due_at(v.since, t.NoncurrentDays) or (keep is not None and v.newer < keep):
+                continue
+            cls_rank = rank.get(t.StorageClass, -1)
+            if cls_rank > rank.get(here, -1) and (best is None or cls_rank > best[0]):
+                best = (cls_rank, t.StorageClass, r.ID)
+    return (best[2], best[1]) if best else None
+
+
+def plan_noncurrent(
+    settings: Settings,
+    store: ObjectStore,
+    bucket: str,
+    now: datetime,
+    config: LifecycleConfiguration,
+) -> list[Action]:
+    """Noncurrent versions due a ``NoncurrentVersionTransitions`` move, those already in a
+    tier that are due a colder one, and moves in flight (resumed first)."""
+    tiers = settings.lifecycle_tiers
+    order = list(tiers)
+    tmap = TierMap(store)
+    client = store.client  # type: ignore[attr-defined]
+    out: list[Action] = []
+
+    def act(v: _Version, rule: str, cls: str, current: str) -> Action:
+        return Action(
+            bucket,
+            v.key,
+            rule,
+            "transition",
+            v.size,
+            v.etag,
+            cls,
+            tiers[cls],
+            current,
+            v.version_id,
+        )
+
+    for rec in tmap.version_records(bucket):
+        assert rec.version_id is not None
+        v = _Version(rec.key, rec.version_id, rec.size, rec.etag, rec.modified, 1 << 30)
+        if rec.state != "done":
+            out.append(act(v, "(resume)", rec.storage_class, rec.storage_class))
+            continue
+        tags = _tags_of(store, rec.tier_bucket, rec.tier_key)
+        due = decide_noncurrent(config.Rules, v, now, order, rec.storage_class, tags)
+        if due is not None:
+            out.append(act(v, due[0], due[1], rec.storage_class))
+    for v in _noncurrent_versions(store, bucket):
+        if tmap.get_version(bucket, v.key, v.version_id) is not None:
+            continue  # a move in flight, listed above
+        tags = LazyTags(partial(_version_tags, client, bucket, v.key, v.version_id))
+        due = decide_noncurrent(config.Rules, v, now, order, "STANDARD", tags)
+        if due is not None:
+            out.append(act(v, due[0], due[1], "STANDARD"))
     return out
 
 
@@ -599,6 +736,8 @@ class Applier:
         for act in actions:
             if act.action == "expire":
                 self._expire(act, out)
+            elif act.version_id is not None:
+                self._transition_version(act, out)
             else:
                 self._transition(act, out)
         return out
@@ -718,6 +857,94 @@ class Applier:
                 TRANSITION_AGENT,
             )
         )
+
+    def _transition_version(self, act: Action, out: Outcome) -> None:
+        """A noncurrent version to a tier (S3): recorded, copied by version id, verified, its
+        tags carried, and only then is that version deleted; a rerun resumes from the record."""
+        assert act.version_id is not None and act.storage_class is not None and act.target
+        vid, client = act.version_id, self._s3
+        rec = self.tiers.get_version(act.bucket, act.key, vid)
+        src_vid: str | None = vid
+        if rec is not None and rec.state == "done":
+            if rec.storage_class == act.storage_class:
+                out.skipped.append(f"{act.bucket}/{act.key}@{vid}: in {rec.storage_class} already")
+                return
+            src_bucket, src_key, src_vid = rec.tier_bucket, rec.tier_key, None
+        elif rec is not None:
+            src_bucket, src_key = rec.from_bucket or act.bucket, rec.from_key or act.key
+            src_vid = vid if src_bucket == act.bucket else None
+        else:
+            src_bucket, src_key = act.bucket, act.key
+        storage_class = rec.storage_class if rec and rec.state != "done" else act.storage_class
+        target = rec.tier_bucket if rec and rec.state != "done" else act.target
+        dst_key = act.target_key
+        source: dict[str, str] = {"Bucket": src_bucket, "Key": src_key}
+        if src_vid is not None:
+            source["VersionId"] = src_vid
+        try:
+            head = client.head_object(**source)
+        except Exception:
+            head = None
+        if head is None:  # the source is gone: finished if the copy is there
+            dst = _head(self.store, target, dst_key)
+            if dst is not None and rec is not None:
+                self.tiers.put(replace(rec, state="done", from_bucket=None, from_key=None))
+                out.count(act)
+            else:
+                out.skipped.append(f"{act.bucket}/{act.key}@{vid}: gone")
+            return
+        size, etag = int(head["ContentLength"]), head["ETag"].strip('"')
+        if rec is None and etag != act.etag:
+            out.skipped.append(f"{act.bucket}/{act.key}@{vid}: changed since the plan")
+            return
+        since = rec.last_modified if rec else ""
+        if rec is None:
+            since = self._since(act)
+        copying = TierRecord(
+            act.bucket,
+            act.key,
+            storage_class,
+            target,
+            dst_key,
+            size,
+            etag,
+            since,
+            "copying",
+            src_bucket,
+            src_key,
+            vid,
+        )
+        if rec is None or rec.state == "done":
+            self.tiers.put(copying)
+            self._step()
+        if not self.store.bucket_exists(target):
+            self.store.create_bucket(target)
+        dst = _head(self.store, target, dst_key)
+        if not _verified(dst, size, etag):
+            client.copy(source, target, dst_key)
+            self._step()
+            dst = _head(self.store, target, dst_key)
+        if not _verified(dst, size, etag):
+            out.skipped.append(f"{act.bucket}/{act.key}@{vid}: copy did not verify; kept")
+            return
+        tags = client.get_object_tagging(**source).get("TagSet", [])
+        if tags:
+            self.store.set_tags(target, dst_key, {t["Key"]: t["Value"] for t in tags})
+        self._step()
+        client.delete_object(**source)  # that version (or the warmer tier's copy) only
+        self._step()
+        self.tiers.put(replace(copying, state="done", from_bucket=None, from_key=None))
+        out.count(act)
+        out.events.append(
+            ("s3:ObjectTransition:Complete", act.bucket, act.key, size, etag, TRANSITION_AGENT)
+        )
+
+    def _since(self, act: Action) -> str:
+        """When the version became noncurrent, for the record (colder moves age from it)."""
+        for v in _noncurrent_versions(self.store, act.bucket):
+            if v.key == act.key and v.version_id == act.version_id:
+                return v.since.isoformat()
+        return self.clock().isoformat()
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         """S3: a server-side copy. Local: through a spool file (a store's stream cannot feed

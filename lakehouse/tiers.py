@@ -25,6 +25,7 @@ from lakehouse.objectstore import BucketNotFound, ObjectNotFound, ObjectStore
 
 SYSTEM_BUCKET = "lakewire-system"  # same as lakehouse.routes.SYSTEM_BUCKET
 TIERS_PREFIX = "lifecycle/tiers/"
+VERSIONS_PREFIX = "lifecycle/versions/"
 ACTIONS_PREFIX = "lifecycle/actions/"
 MARKER_MAX_AGE = timedelta(days=1)
 
@@ -47,6 +48,7 @@ class TierRecord:
     # while moving tier to tier: where it still is until the new copy is verified
     from_bucket: str | None = None
     from_key: str | None = None
+    version_id: str | None = None  # a noncurrent version moved by NoncurrentVersionTransitions
 
     @property
     def modified(self) -> datetime:
@@ -56,6 +58,12 @@ class TierRecord:
 def tier_key(bucket: str, key: str) -> str:
     """An object's key in a tier bucket: its bucket first, so buckets never collide there."""
     return f"{bucket}/{key}"
+
+
+def version_tier_key(bucket: str, key: str, version_id: str) -> str:
+    """A noncurrent version's key in a tier bucket: under ``~versions/``, which no bucket name
+    can spell (so it never meets :func:`tier_key`), then its bucket, version and key."""
+    return f"~versions/{bucket}/{version_id}/{key}"
 
 
 class TierMap:
@@ -77,7 +85,10 @@ class TierMap:
     def put(self, rec: TierRecord) -> None:
         self._ensure()
         body = json.dumps(asdict(rec)).encode()
-        self.store.put(SYSTEM_BUCKET, f"{TIERS_PREFIX}{rec.bucket}/{rec.key}.json", body)
+        path = f"{TIERS_PREFIX}{rec.bucket}/{rec.key}.json"
+        if rec.version_id is not None:
+            path = self._version_path(rec.bucket, rec.key, rec.version_id)
+        self.store.put(SYSTEM_BUCKET, path, body)
 
     def drop(self, bucket: str, key: str) -> None:
         with contextlib.suppress(ObjectNotFound, BucketNotFound):
@@ -91,6 +102,27 @@ class TierMap:
             if info.key.endswith(".json"):
                 out.append(TierRecord(**json.loads(self.store.get_bytes(SYSTEM_BUCKET, info.key))))
         return out
+
+    # -- noncurrent versions in a tier -----------------------------------------------------
+    def _version_path(self, bucket: str, key: str, version_id: str) -> str:
+        return f"{VERSIONS_PREFIX}{bucket}/{version_id}/{key}.json"
+
+    def get_version(self, bucket: str, key: str, version_id: str) -> TierRecord | None:
+        try:
+            raw = self.store.get_bytes(SYSTEM_BUCKET, self._version_path(bucket, key, version_id))
+        except (ObjectNotFound, BucketNotFound):
+            return None
+        return TierRecord(**json.loads(raw))
+
+    def version_records(self, bucket: str) -> list[TierRecord]:
+        if not self.store.bucket_exists(SYSTEM_BUCKET):
+            return []
+        prefix = f"{VERSIONS_PREFIX}{bucket}/"
+        return [
+            TierRecord(**json.loads(self.store.get_bytes(SYSTEM_BUCKET, i.key)))
+            for i in self.store.iter_objects(SYSTEM_BUCKET, prefix)
+            if i.key.endswith(".json")
+        ]
 
     def resolve(self, bucket: str, key: str) -> tuple[str, str, str] | None:
         """``(tier bucket, tier key, storage class)`` of an object that was transitioned."""

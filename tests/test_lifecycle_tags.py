@@ -242,3 +242,67 @@ def test_tags_and_native_lifecycle_via_minio_sdk_on_s3_seaweedfs(
     for k in list(store.iter_objects("landing")):
         store.delete("landing", k.key)
     _check_tag_filters(settings, store)
+
+
+NONCURRENT = [
+    {
+        "ID": "old-checkpoints",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "ckpt/"},
+        "NoncurrentVersionTransitions": [
+            {"NoncurrentDays": 30, "StorageClass": "WARM", "NewerNoncurrentVersions": 1},
+            {"NoncurrentDays": 90, "StorageClass": "COLD"},
+        ],
+    }
+]
+
+
+def test_noncurrent_versions_move_to_tiers_and_resume_on_s3_seaweedfs(
+    tmp_path: Path, nats: NatsServer, seaweed_s3: SeaweedFS
+) -> None:
+    from lakehouse.objectstore import open_object_store
+    from lakehouse.tiers import version_tier_key
+
+    settings = s3_settings(tmp_path, nats, seaweed_s3)
+    store = open_object_store(settings)
+    store.create_bucket("landing")
+    store.set_versioning("landing", True)
+    for body in (b"one", b"two", b"three"):
+        store.put("landing", "ckpt/a.bin", body)
+    store.put("landing", "other/b.bin", b"b1")
+    store.put("landing", "other/b.bin", b"b2")  # a noncurrent version no rule covers
+    v3, v2, v1 = store.list_versions("landing", "ckpt/a.bin")
+    RulesStore(store).put("landing", parse_config(NONCURRENT))
+    t0 = datetime.now(UTC)
+
+    assert plan(settings, store, "landing", at=t0 + 10 * DAY) == []
+    at = t0 + 40 * DAY
+    (act,) = plan(settings, store, "landing", at=at)  # v2 is the 1 newer noncurrent kept
+    assert (act.version_id, act.storage_class) == (v1.version_id, "WARM")
+    with pytest.raises(InterruptedError):  # killed after the copy, before the delete
+        apply(settings, store, [act], clock=lambda: at, stop_after=2)
+    (resumed,) = plan(settings, store, "landing", at=at)
+    assert (resumed.rule, resumed.version_id) == ("(resume)", v1.version_id)
+    outcome = apply(settings, store, [resumed], clock=lambda: at)
+    assert outcome.transitioned == 1
+    warm_key = version_tier_key("landing", "ckpt/a.bin", v1.version_id)
+    assert store.get_bytes("archive-warm", warm_key) == b"one"
+    left = [v.version_id for v in store.list_versions("landing", "ckpt/a.bin")]
+    assert left == [v3.version_id, v2.version_id]  # v1 is in exactly one place: its tier
+    assert store.get_bytes("landing", "ckpt/a.bin") == b"three"
+    assert plan(settings, store, "landing", at=at) == []
+
+    later = t0 + 100 * DAY  # both noncurrent versions are due COLD, v1 from its WARM tier
+    actions = plan(settings, store, "landing", at=later)
+    assert {(a.version_id, a.current_class, a.storage_class) for a in actions} == {
+        (v1.version_id, "WARM", "COLD"),
+        (v2.version_id, "STANDARD", "COLD"),
+    }
+    apply(settings, store, actions, clock=lambda: later)
+    assert store.get_bytes("archive-cold", warm_key) == b"one"
+    assert [o.key for o in store.iter_objects("archive-warm")] == []
+    cold_v2 = version_tier_key("landing", "ckpt/a.bin", v2.version_id)
+    assert store.get_bytes("archive-cold", cold_v2) == b"two"
+    assert [v.version_id for v in store.list_versions("landing", "ckpt/a.bin")] == [v3.version_id]
+    assert len(store.list_versions("landing", "other/b.bin")) == 2
+    assert plan(settings, store, "landing", at=later) == []
