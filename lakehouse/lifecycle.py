@@ -354,6 +354,7 @@ class Action:
     target: str | None = None  # transition: tier bucket
     current_class: str = "STANDARD"
     version_id: str | None = None  # a noncurrent version (NoncurrentVersionTransitions)
+    noncurrent_since: datetime | None = None  # ... and when it became noncurrent
 
     @property
     def target_key(self) -> str:
@@ -613,6 +614,7 @@ def plan_noncurrent(
             tiers[cls],
             current,
             v.version_id,
+            v.since,
         )
 
     for rec in tmap.version_records(bucket):
@@ -897,9 +899,8 @@ class Applier:
         if rec is None and etag != act.etag:
             out.skipped.append(f"{act.bucket}/{act.key}@{vid}: changed since the plan")
             return
-        since = rec.last_modified if rec else ""
-        if rec is None:
-            since = self._since(act)
+        # colder moves age from when it became noncurrent: the record keeps that moment
+        since = rec.last_modified if rec else (act.noncurrent_since or self.clock()).isoformat()
         copying = TierRecord(
             act.bucket,
             act.key,
@@ -938,13 +939,6 @@ class Applier:
         out.events.append(
             ("s3:ObjectTransition:Complete", act.bucket, act.key, size, etag, TRANSITION_AGENT)
         )
-
-    def _since(self, act: Action) -> str:
-        """When the version became noncurrent, for the record (colder moves age from it)."""
-        for v in _noncurrent_versions(self.store, act.bucket):
-            if v.key == act.key and v.version_id == act.version_id:
-                return v.since.isoformat()
-        return self.clock().isoformat()
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         """S3: a server-side copy. Local: through a spool file (a store's stream cannot feed
