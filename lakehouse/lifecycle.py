@@ -914,6 +914,7 @@ class Applier:
             src_bucket,
             src_key,
             vid,
+            rec.created if rec else head["LastModified"].isoformat(),
         )
         if rec is None or rec.state == "done":
             self.tiers.put(copying)
@@ -1117,6 +1118,22 @@ def write_native(
     else:
         client.delete_bucket_lifecycle(bucket)
     return True
+
+
+def restore_tiered_version(
+    store: ObjectStore, bucket: str, key: str, version_id: str
+) -> ObjectInfo | None:
+    """Copy a noncurrent version lifecycle moved to a tier back over its key (it becomes the
+    newest version, as restoring any version does); None when no tier holds that version."""
+    rec = next(
+        (r for r in TierMap(store).tiered_versions(bucket, key) if r.version_id == version_id),
+        None,
+    )
+    if rec is None or store.kind != "s3":
+        return None
+    source = {"Bucket": rec.tier_bucket, "Key": rec.tier_key}
+    store.client.copy(source, bucket, key)  # type: ignore[attr-defined]
+    return store.head(bucket, key)
 
 
 @dataclass(frozen=True)

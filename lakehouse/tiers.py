@@ -49,6 +49,7 @@ class TierRecord:
     from_bucket: str | None = None
     from_key: str | None = None
     version_id: str | None = None  # a noncurrent version moved by NoncurrentVersionTransitions
+    created: str | None = None  # ... and that version's own creation (ISO 8601), for listings
 
     @property
     def modified(self) -> datetime:
@@ -123,6 +124,10 @@ class TierMap:
             for i in self.store.iter_objects(SYSTEM_BUCKET, prefix)
             if i.key.endswith(".json")
         ]
+
+    def tiered_versions(self, bucket: str, key: str) -> list[TierRecord]:
+        """The noncurrent versions of one key that lifecycle moved to a tier (and finished)."""
+        return [r for r in self.version_records(bucket) if r.key == key and r.state == "done"]
 
     def resolve(self, bucket: str, key: str) -> tuple[str, str, str] | None:
         """``(tier bucket, tier key, storage class)`` of an object that was transitioned."""

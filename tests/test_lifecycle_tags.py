@@ -306,3 +306,16 @@ def test_noncurrent_versions_move_to_tiers_and_resume_on_s3_seaweedfs(
     assert [v.version_id for v in store.list_versions("landing", "ckpt/a.bin")] == [v3.version_id]
     assert len(store.list_versions("landing", "other/b.bin")) == 2
     assert plan(settings, store, "landing", at=later) == []
+
+    # the API still lists the tiered versions (with their class) and restores one from its tier
+    with Service(settings) as svc:
+        c = svc.client
+        listed = c.get("/api/buckets/landing/versions", params={"key": "ckpt/a.bin"}).json()
+        classes = {v["version_id"]: v["storage_class"] for v in listed["versions"]}
+        assert classes == {v3.version_id: "STANDARD", v2.version_id: "COLD", v1.version_id: "COLD"}
+        body = {"key": "ckpt/a.bin", "version_id": v1.version_id}
+        r = c.post("/api/buckets/landing/versions/restore", json=body)
+        assert r.status_code == 200 and r.json()["size"] == 3, r.text
+        assert c.get("/api/buckets/landing/objects/ckpt/a.bin").content == b"one"
+        gone = {"key": "ckpt/a.bin", "version_id": "no-such-version"}
+        assert c.post("/api/buckets/landing/versions/restore", json=gone).status_code == 404
