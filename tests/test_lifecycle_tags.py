@@ -313,8 +313,8 @@ def test_noncurrent_versions_move_to_tiers_and_resume_on_s3_seaweedfs(
         listed = c.get("/api/buckets/landing/versions", params={"key": "ckpt/a.bin"}).json()
         classes = {v["version_id"]: v["storage_class"] for v in listed["versions"]}
         assert classes == {v3.version_id: "STANDARD", v2.version_id: "COLD", v1.version_id: "COLD"}
-        body = {"key": "ckpt/a.bin", "version_id": v1.version_id}
-        r = c.post("/api/buckets/landing/versions/restore", json=body)
+        restore = {"key": "ckpt/a.bin", "version_id": v1.version_id}
+        r = c.post("/api/buckets/landing/versions/restore", json=restore)
         assert r.status_code == 200 and r.json()["size"] == 3, r.text
         assert c.get("/api/buckets/landing/objects/ckpt/a.bin").content == b"one"
         gone = {"key": "ckpt/a.bin", "version_id": "no-such-version"}
