@@ -617,7 +617,9 @@ def plan_noncurrent(
             v.since,
         )
 
-    for rec in tmap.version_records(bucket):
+    records = tmap.version_records(bucket)
+    recorded = {(r.key, r.version_id) for r in records}
+    for rec in records:
         assert rec.version_id is not None
         v = _Version(rec.key, rec.version_id, rec.size, rec.etag, rec.modified, 1 << 30)
         if rec.state != "done":
@@ -628,7 +630,7 @@ def plan_noncurrent(
         if due is not None:
             out.append(act(v, due[0], due[1], rec.storage_class))
     for v in _noncurrent_versions(store, bucket):
-        if tmap.get_version(bucket, v.key, v.version_id) is not None:
+        if (v.key, v.version_id) in recorded:
             continue  # a move in flight, listed above
         tags = LazyTags(partial(_version_tags, client, bucket, v.key, v.version_id))
         due = decide_noncurrent(config.Rules, v, now, order, "STANDARD", tags)
@@ -885,7 +887,10 @@ class Applier:
             source["VersionId"] = src_vid
         try:
             head = client.head_object(**source)
-        except Exception:
+        except Exception as exc:  # only a missing source counts as gone, never a failed call
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code not in ("404", "NoSuchKey", "NoSuchVersion"):
+                raise
             head = None
         if head is None:  # the source is gone: finished if the copy is there
             dst = _head(self.store, target, dst_key)
