@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +37,7 @@ from lakehouse.tiers import (
     TierMap,
     TierRecord,
     tier_key,
+    version_tier_key,
 )
 
 RULES_PREFIX = "lifecycle/rules/"
@@ -94,7 +97,15 @@ class ObjectFilter(_S3):
             raise ValueError(f"one of {', '.join(given)} only; combine conditions with And")
         return self
 
-    def matches(self, key: str, size: int, tags: dict[str, str]) -> bool:
+    @property
+    def tags(self) -> list[TagFilter]:
+        if self.And is not None:
+            return self.And.Tags
+        return [self.Tag] if self.Tag is not None else []
+
+    def matches(self, key: str, size: int, tags: Mapping[str, str]) -> bool:
+        """Prefix and size are checked first: ``tags`` may be :class:`LazyTags`, fetched from
+        the store only for an object the rest of the filter already matched."""
         prefix, gt, lt = self.Prefix, self.ObjectSizeGreaterThan, self.ObjectSizeLessThan
         want_tags: list[TagFilter] = []
         if self.Tag is not None:
@@ -174,13 +185,16 @@ class Rule(_S3):
             raise ValueError("a rule needs at least one action")
         if self.Filter is not None and self.Prefix is not None:
             raise ValueError("Filter and the legacy Prefix are exclusive")
+        if self.AbortIncompleteMultipartUpload is not None and self.Filter and self.Filter.tags:
+            # as AWS: an unfinished upload has no tags yet, so a tag filter could never match
+            raise ValueError("AbortIncompleteMultipartUpload cannot be combined with a tag filter")
         return self
 
     @property
     def enabled(self) -> bool:
         return self.Status == "Enabled"
 
-    def matches(self, key: str, size: int, tags: dict[str, str]) -> bool:
+    def matches(self, key: str, size: int, tags: Mapping[str, str]) -> bool:
         if self.Filter is not None:
             return self.Filter.matches(key, size, tags)
         return key.startswith(self.Prefix or "")
@@ -294,6 +308,36 @@ class RulesStore:
         )
 
 
+class LazyTags(Mapping[str, str]):
+    """An object's tags, read from the store on first use: a plan over 100,000 objects asks
+    for tags (one request each on S3) only where a tag filter is what is left to decide."""
+
+    def __init__(self, fetch: Callable[[], dict[str, str]]) -> None:
+        self._fetch = fetch
+        self._tags: dict[str, str] | None = None
+
+    def _get(self) -> dict[str, str]:
+        if self._tags is None:
+            try:
+                self._tags = self._fetch()
+            except (ObjectNotFound, BucketNotFound):
+                self._tags = {}  # gone since the listing: nothing matches a tag
+        return self._tags
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def _tags_of(store: ObjectStore, bucket: str, key: str) -> LazyTags:
+    return LazyTags(lambda: store.get_tags(bucket, key))
+
+
 # -- planning -------------------------------------------------------------------------------------
 ActionKind = Literal["expire", "transition"]
 
@@ -309,14 +353,23 @@ class Action:
     storage_class: str | None = None  # transition: the class it moves to
     target: str | None = None  # transition: tier bucket
     current_class: str = "STANDARD"
+    version_id: str | None = None  # a noncurrent version (NoncurrentVersionTransitions)
+    noncurrent_since: datetime | None = None  # ... and when it became noncurrent
+
+    @property
+    def target_key(self) -> str:
+        if self.version_id is not None:
+            return version_tier_key(self.bucket, self.key, self.version_id)
+        return tier_key(self.bucket, self.key)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "object": f"{self.bucket}/{self.key}",
+            "version_id": self.version_id,
             "rule": self.rule,
             "action": self.action,
             "bytes": self.size,
-            "target": self.target and f"{self.target}/{tier_key(self.bucket, self.key)}",
+            "target": self.target and f"{self.target}/{self.target_key}",
             "storage_class": self.storage_class,
             "from_class": self.current_class,
         }
@@ -351,7 +404,7 @@ def decide(
     order: list[str],
     bucket: str,
     tiers: dict[str, str],
-    tags: dict[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Action | None:
     """The one action due for an object under S3 precedence, or None."""
     live = [r for r in rules if r.enabled and r.matches(obj.key, obj.size, tags or {})]
@@ -428,7 +481,8 @@ def plan(
             )
             continue
         obj = _Obj(info.key, info.size, info.etag, info.last_modified, "STANDARD")
-        act = decide(config.Rules, obj, now, order, bucket, tiers)
+        tags = _tags_of(store, bucket, info.key)
+        act = decide(config.Rules, obj, now, order, bucket, tiers, tags)
         if act is not None:
             out.append(act)
     for rec in records.values():  # objects that live in a tier
@@ -448,10 +502,140 @@ def plan(
             )
             continue
         obj = _Obj(rec.key, rec.size, rec.etag, rec.modified, rec.storage_class)
-        act = decide(config.Rules, obj, now, order, bucket, tiers)
+        tags = _tags_of(store, rec.tier_bucket, rec.tier_key)  # they moved with the object
+        act = decide(config.Rules, obj, now, order, bucket, tiers, tags)
         if act is not None:
             out.append(act)
-    out.sort(key=lambda a: (a.key, a.action))
+    if store.kind == "s3" and any(
+        r.enabled and r.NoncurrentVersionTransitions for r in config.Rules
+    ):
+        out += plan_noncurrent(settings, store, bucket, now, config)
+    out.sort(key=lambda a: (a.key, a.action, a.version_id or ""))
+    return out
+
+
+# -- noncurrent versions (S3 backend, versioned buckets) ----------------------------------------
+@dataclass(frozen=True)
+class _Version:
+    key: str
+    version_id: str
+    size: int
+    etag: str
+    since: datetime  # when it became noncurrent: its successor's creation
+    newer: int  # noncurrent versions newer than this one (NewerNoncurrentVersions)
+
+
+def _noncurrent_versions(store: ObjectStore, bucket: str) -> Iterator[_Version]:
+    """Every noncurrent version of every key, with the moment it became noncurrent (S3 counts
+    ``NoncurrentDays`` from there) and how many noncurrent versions are newer."""
+    client = store.client  # type: ignore[attr-defined]
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for v in page.get("Versions", []):
+            by_key.setdefault(v["Key"], []).append(v)
+        for m in page.get("DeleteMarkers", []):
+            by_key.setdefault(m["Key"], []).append({**m, "marker": True})
+    for key, entries in by_key.items():
+        # newest first; a stable sort keeps the server's order where timestamps tie
+        entries.sort(key=lambda e: (not e["IsLatest"], -e["LastModified"].timestamp()))
+        newer = 0
+        for successor, e in pairwise(entries):
+            if e.get("marker"):
+                continue
+            yield _Version(
+                key,
+                e["VersionId"],
+                int(e["Size"]),
+                e["ETag"].strip('"'),
+                successor["LastModified"],
+                newer,
+            )
+            newer += 1
+
+
+def _version_tags(client: Any, bucket: str, key: str, version_id: str) -> dict[str, str]:
+    resp = client.get_object_tagging(Bucket=bucket, Key=key, VersionId=version_id)
+    return {t["Key"]: t["Value"] for t in resp.get("TagSet", [])}
+
+
+def decide_noncurrent(
+    rules: list[Rule],
+    v: _Version,
+    now: datetime,
+    order: list[str],
+    here: str,
+    tags: Mapping[str, str],
+) -> tuple[str, str] | None:
+    """``(rule, storage class)`` a noncurrent version moves to now, or None: a due
+    ``NoncurrentVersionExpiration`` wins (the store enforces it), then the coldest due class."""
+    live = [r for r in rules if r.enabled and r.matches(v.key, v.size, tags)]
+    for r in live:
+        ne = r.NoncurrentVersionExpiration
+        keep = ne.NewerNoncurrentVersions if ne is not None else None
+        if ne and now >= due_at(v.since, ne.NoncurrentDays) and (keep is None or v.newer >= keep):
+            return None
+    rank = {c: i for i, c in enumerate(order)}
+    best: tuple[int, str, str] | None = None
+    for r in live:
+        for t in r.NoncurrentVersionTransitions:
+            keep = t.NewerNoncurrentVersions
+            if now < due_at(v.since, t.NoncurrentDays) or (keep is not None and v.newer < keep):
+                continue
+            cls_rank = rank.get(t.StorageClass, -1)
+            if cls_rank > rank.get(here, -1) and (best is None or cls_rank > best[0]):
+                best = (cls_rank, t.StorageClass, r.ID)
+    return (best[2], best[1]) if best else None
+
+
+def plan_noncurrent(
+    settings: Settings,
+    store: ObjectStore,
+    bucket: str,
+    now: datetime,
+    config: LifecycleConfiguration,
+) -> list[Action]:
+    """Noncurrent versions due a ``NoncurrentVersionTransitions`` move, those already in a
+    tier that are due a colder one, and moves in flight (resumed first)."""
+    tiers = settings.lifecycle_tiers
+    order = list(tiers)
+    tmap = TierMap(store)
+    client = store.client  # type: ignore[attr-defined]
+    out: list[Action] = []
+
+    def act(v: _Version, rule: str, cls: str, current: str) -> Action:
+        return Action(
+            bucket,
+            v.key,
+            rule,
+            "transition",
+            v.size,
+            v.etag,
+            cls,
+            tiers[cls],
+            current,
+            v.version_id,
+            v.since,
+        )
+
+    records = tmap.version_records(bucket)
+    recorded = {(r.key, r.version_id) for r in records}
+    for rec in records:
+        assert rec.version_id is not None
+        v = _Version(rec.key, rec.version_id, rec.size, rec.etag, rec.modified, 1 << 30)
+        if rec.state != "done":
+            out.append(act(v, "(resume)", rec.storage_class, rec.storage_class))
+            continue
+        tags = _tags_of(store, rec.tier_bucket, rec.tier_key)
+        due = decide_noncurrent(config.Rules, v, now, order, rec.storage_class, tags)
+        if due is not None:
+            out.append(act(v, due[0], due[1], rec.storage_class))
+    for v in _noncurrent_versions(store, bucket):
+        if (v.key, v.version_id) in recorded:
+            continue  # a move in flight, listed above
+        tags = LazyTags(partial(_version_tags, client, bucket, v.key, v.version_id))
+        due = decide_noncurrent(config.Rules, v, now, order, "STANDARD", tags)
+        if due is not None:
+            out.append(act(v, due[0], due[1], "STANDARD"))
     return out
 
 
@@ -556,6 +740,8 @@ class Applier:
         for act in actions:
             if act.action == "expire":
                 self._expire(act, out)
+            elif act.version_id is not None:
+                self._transition_version(act, out)
             else:
                 self._transition(act, out)
         return out
@@ -652,6 +838,11 @@ class Applier:
         if not _verified(dst, src.size, src.etag):
             out.skipped.append(f"{act.bucket}/{act.key}: copy did not verify; source kept")
             return
+        # the tags go with the object (a multipart copy does not carry them; the local copy
+        # is a new file): later rules with tag filters must still match it in its tier
+        tags = self.store.get_tags(src_bucket, src_key)
+        if tags:
+            self.store.set_tags(target, dst_key, tags)
         self._step()
         self.tiers.mark(src_bucket, src_key, src.etag, TRANSITION_AGENT, self.clock())
         self._delete(src_bucket, src_key)
@@ -669,6 +860,90 @@ class Applier:
                 src.etag,
                 TRANSITION_AGENT,
             )
+        )
+
+    def _transition_version(self, act: Action, out: Outcome) -> None:
+        """A noncurrent version to a tier (S3): recorded, copied by version id, verified, its
+        tags carried, and only then is that version deleted; a rerun resumes from the record."""
+        assert act.version_id is not None and act.storage_class is not None and act.target
+        vid, client = act.version_id, self._s3
+        rec = self.tiers.get_version(act.bucket, act.key, vid)
+        src_vid: str | None = vid
+        if rec is not None and rec.state == "done":
+            if rec.storage_class == act.storage_class:
+                out.skipped.append(f"{act.bucket}/{act.key}@{vid}: in {rec.storage_class} already")
+                return
+            src_bucket, src_key, src_vid = rec.tier_bucket, rec.tier_key, None
+        elif rec is not None:
+            src_bucket, src_key = rec.from_bucket or act.bucket, rec.from_key or act.key
+            src_vid = vid if src_bucket == act.bucket else None
+        else:
+            src_bucket, src_key = act.bucket, act.key
+        storage_class = rec.storage_class if rec and rec.state != "done" else act.storage_class
+        target = rec.tier_bucket if rec and rec.state != "done" else act.target
+        dst_key = act.target_key
+        source: dict[str, str] = {"Bucket": src_bucket, "Key": src_key}
+        if src_vid is not None:
+            source["VersionId"] = src_vid
+        try:
+            head = client.head_object(**source)
+        except Exception as exc:  # only a missing source counts as gone, never a failed call
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code not in ("404", "NoSuchKey", "NoSuchVersion"):
+                raise
+            head = None
+        if head is None:  # the source is gone: finished if the copy is there
+            dst = _head(self.store, target, dst_key)
+            if dst is not None and rec is not None:
+                self.tiers.put(replace(rec, state="done", from_bucket=None, from_key=None))
+                out.count(act)
+            else:
+                out.skipped.append(f"{act.bucket}/{act.key}@{vid}: gone")
+            return
+        size, etag = int(head["ContentLength"]), head["ETag"].strip('"')
+        if rec is None and etag != act.etag:
+            out.skipped.append(f"{act.bucket}/{act.key}@{vid}: changed since the plan")
+            return
+        # colder moves age from when it became noncurrent: the record keeps that moment
+        since = rec.last_modified if rec else (act.noncurrent_since or self.clock()).isoformat()
+        copying = TierRecord(
+            act.bucket,
+            act.key,
+            storage_class,
+            target,
+            dst_key,
+            size,
+            etag,
+            since,
+            "copying",
+            src_bucket,
+            src_key,
+            vid,
+            rec.created if rec else head["LastModified"].isoformat(),
+        )
+        if rec is None or rec.state == "done":
+            self.tiers.put(copying)
+            self._step()
+        if not self.store.bucket_exists(target):
+            self.store.create_bucket(target)
+        dst = _head(self.store, target, dst_key)
+        if not _verified(dst, size, etag):
+            client.copy(source, target, dst_key)
+            self._step()
+            dst = _head(self.store, target, dst_key)
+        if not _verified(dst, size, etag):
+            out.skipped.append(f"{act.bucket}/{act.key}@{vid}: copy did not verify; kept")
+            return
+        tags = client.get_object_tagging(**source).get("TagSet", [])
+        if tags:
+            self.store.set_tags(target, dst_key, {t["Key"]: t["Value"] for t in tags})
+        self._step()
+        client.delete_object(**source)  # that version (or the warmer tier's copy) only
+        self._step()
+        self.tiers.put(replace(copying, state="done", from_bucket=None, from_key=None))
+        out.count(act)
+        out.events.append(
+            ("s3:ObjectTransition:Complete", act.bucket, act.key, size, etag, TRANSITION_AGENT)
         )
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
@@ -740,45 +1015,130 @@ NATIVE_ACTIONS = ("Expiration", "NoncurrentVersionExpiration", "AbortIncompleteM
 LAKEWIRE_ACTIONS = ("Expiration", "Transitions", "NoncurrentVersionTransitions")
 
 
+def delegable(rule: Rule) -> list[str]:
+    """The actions of a rule the store can enforce itself: the native ones, unless the filter
+    names an object size (the bucket lifecycle the ``minio`` SDK writes has no size filter, so
+    such a rule stays Lakewire's whole)."""
+    f = rule.Filter
+    if f is not None:
+        sizes = f.And if f.And is not None else f
+        if sizes.ObjectSizeGreaterThan is not None or sizes.ObjectSizeLessThan is not None:
+            return []
+    return [a for a in NATIVE_ACTIONS if getattr(rule, a)]
+
+
 def enforcement(config: LifecycleConfiguration, backend: str) -> list[dict[str, Any]]:
     """Per rule: which actions the store enforces natively (S3 backend) and which Lakewire
     runs (transitions to Lakewire's tiers, and expiration, which also covers tiered objects)."""
     out = []
     for r in config.Rules:
         present = [a for a in (*NATIVE_ACTIONS, *LAKEWIRE_ACTIONS) if getattr(r, a)]
-        store = [a for a in NATIVE_ACTIONS if a in present] if backend == "s3" else []
+        store = delegable(r) if backend == "s3" else []
         runs = [a for a in present if a in LAKEWIRE_ACTIONS or a not in store]
         out.append({"ID": r.ID, "store": store, "lakewire": sorted(set(runs))})
     return out
 
 
-def native_configuration(config: LifecycleConfiguration) -> dict[str, Any]:
-    """The part of the rules an S3 store enforces, as ``PutBucketLifecycleConfiguration`` takes
-    it (transitions are Lakewire's: its tiers are buckets, not the store's storage classes)."""
-    rules = []
+def native_rules(config: LifecycleConfiguration) -> list[Any]:
+    """The part of the rules an S3 store enforces, as ``minio`` SDK lifecycle rules
+    (transitions are Lakewire's: its tiers are buckets, not the store's storage classes)."""
+    from minio.commonconfig import AndOperator, Filter, Tags
+    from minio.commonconfig import Tag as MinioTag
+    from minio.lifecycleconfig import (
+        AbortIncompleteMultipartUpload,
+        Expiration,
+        NoncurrentVersionExpiration,
+    )
+    from minio.lifecycleconfig import Rule as MinioRule
+
+    out = []
     for r in config.Rules:
-        body = {
-            a: getattr(r, a).model_dump(exclude_none=True) for a in NATIVE_ACTIONS if getattr(r, a)
-        }
-        if not body:
+        actions = delegable(r)
+        if not actions:
             continue
-        flt = r.Filter.model_dump(exclude_none=True) if r.Filter else {"Prefix": r.Prefix or ""}
-        rules.append({"ID": r.ID, "Status": r.Status, "Filter": flt, **body})
-    return {"Rules": rules}
+        f = r.Filter
+        if f is None or (f.And is None and f.Tag is None):
+            flt = Filter(prefix=(f.Prefix if f is not None else r.Prefix) or "")
+        elif f.Tag is not None:
+            flt = Filter(tag=MinioTag(f.Tag.Key, f.Tag.Value))
+        else:
+            assert f.And is not None
+            tags = Tags()
+            tags.update({t.Key: t.Value for t in f.And.Tags})
+            flt = Filter(and_operator=AndOperator(f.And.Prefix, tags or None))
+        e, nc, ab = r.Expiration, r.NoncurrentVersionExpiration, r.AbortIncompleteMultipartUpload
+        out.append(
+            MinioRule(
+                r.Status,
+                rule_filter=flt,
+                rule_id=r.ID,
+                expiration=(Expiration(e.Date, e.Days, e.ExpiredObjectDeleteMarker) if e else None),
+                noncurrent_version_expiration=(
+                    NoncurrentVersionExpiration(nc.NoncurrentDays, nc.NewerNoncurrentVersions)
+                    if nc
+                    else None
+                ),
+                abort_incomplete_multipart_upload=(
+                    AbortIncompleteMultipartUpload(ab.DaysAfterInitiation) if ab else None
+                ),
+            )
+        )
+    return out
 
 
-def write_native(store: ObjectStore, bucket: str, config: LifecycleConfiguration | None) -> bool:
+def minio_client(settings: Settings) -> Any:
+    """A ``minio`` SDK client for the S3 backend, announcing itself as lifecycle's."""
+    from urllib.parse import urlsplit
+
+    from minio import Minio
+
+    s = settings
+    url = urlsplit(s.s3_endpoint or f"https://s3.{s.s3_region}.amazonaws.com")
+    client = Minio(
+        url.netloc,
+        access_key=s.s3_access_key.get_secret_value() if s.s3_access_key else None,
+        secret_key=s.s3_secret_key.get_secret_value() if s.s3_secret_key else None,
+        secure=url.scheme == "https",
+        region=s.s3_region,
+    )
+    name, version = USER_AGENT.split("/", 1)
+    client.set_app_info(name, version)
+    return client
+
+
+def write_native(
+    settings: Settings, store: ObjectStore, bucket: str, config: LifecycleConfiguration | None
+) -> bool:
     """Write (or, with no native rules, delete) the bucket's native lifecycle configuration on
-    the S3 backend; False on the local backend, which has none."""
-    if getattr(store, "kind", "local") != "s3":
+    the S3 backend with the ``minio`` SDK's ``set_bucket_lifecycle``; False on the local
+    backend, which has none."""
+    if store.kind != "s3":
         return False
-    client = store.client  # type: ignore[attr-defined]
-    native = native_configuration(config) if config is not None else {"Rules": []}
-    if native["Rules"]:
-        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=native)
+    from minio.lifecycleconfig import LifecycleConfig
+
+    client = minio_client(settings)
+    rules = native_rules(config) if config is not None else []
+    if rules:
+        client.set_bucket_lifecycle(bucket, LifecycleConfig(rules))
     else:
-        client.delete_bucket_lifecycle(Bucket=bucket)
+        client.delete_bucket_lifecycle(bucket)
     return True
+
+
+def restore_tiered_version(
+    store: ObjectStore, bucket: str, key: str, version_id: str
+) -> ObjectInfo | None:
+    """Copy a noncurrent version lifecycle moved to a tier back over its key (it becomes the
+    newest version, as restoring any version does); None when no tier holds that version."""
+    rec = next(
+        (r for r in TierMap(store).tiered_versions(bucket, key) if r.version_id == version_id),
+        None,
+    )
+    if rec is None or store.kind != "s3":
+        return None
+    source = {"Bucket": rec.tier_bucket, "Key": rec.tier_key}
+    store.client.copy(source, bucket, key)  # type: ignore[attr-defined]
+    return store.head(bucket, key)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import errno
 import functools
 import hashlib
 import heapq
+import json
 import os
 import re
 import secrets
@@ -50,6 +51,13 @@ MAX_SEGMENT_BYTES = 255  # a file name on the local backend's filesystems
 STAGING_RE = re.compile(r"#\d+$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 ETAG_XATTR = "user.lakewire.etag"
+# An object's tags on the local backend: on the file itself, so an overwrite (a new file) drops
+# them as a PUT without tags does on S3, and a rename or copy never leaves them behind.
+TAGS_XATTR = "user.lakewire.tags"
+# S3's object tagging limits (AWS, MinIO): lifecycle tag filters must mean the same on both.
+MAX_TAGS = 10
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
 READ_CHUNK_BYTES = 1024**2
 
 ByteRange = tuple[int, int]
@@ -79,6 +87,10 @@ class ObjectNotFound(StorageError, LookupError):
 
 class Unsupported(StorageError):
     """The backend cannot do this (versioning on a local folder, say); callers report it."""
+
+
+class InvalidTags(StorageError, ValueError):
+    """An object's tag set breaks S3's limits; the message names the tag at fault."""
 
 
 class InvalidRange(StorageError, ValueError):
@@ -131,6 +143,21 @@ def validate_key(key: str) -> str:
     if STAGING_RE.search(key):
         raise InvalidName("object key must not end in '#<digits>' (reserved for staging)")
     return key
+
+
+def validate_tags(tags: dict[str, str]) -> dict[str, str]:
+    """S3's rules for an object's tag set (at most 10; key 1-128, value 0-256 characters, no
+    control characters), checked the same on both backends so a tag filter means one thing."""
+    if len(tags) > MAX_TAGS:
+        raise InvalidTags(f"an object has at most {MAX_TAGS} tags, not {len(tags)}")
+    for k, v in tags.items():
+        if not 1 <= len(k) <= MAX_TAG_KEY:
+            raise InvalidTags(f"tag key {k!r}: 1 to {MAX_TAG_KEY} characters")
+        if len(v) > MAX_TAG_VALUE:
+            raise InvalidTags(f"tag {k!r}: the value is longer than {MAX_TAG_VALUE} characters")
+        if _CONTROL_RE.search(k) or _CONTROL_RE.search(v):
+            raise InvalidTags(f"tag {k!r}: no control characters in a key or value")
+    return dict(tags)
 
 
 def validate_prefix(prefix: str) -> str:
@@ -286,6 +313,8 @@ class ObjectStore(Protocol):
     ) -> str: ...
     def get_notification_queues(self, bucket: str) -> list[dict[str, Any]]: ...
     def put_notification_queues(self, bucket: str, queues: list[dict[str, Any]]) -> None: ...
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]: ...
+    def set_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None: ...
 
 
 # -- listing pages, shared by both backends ----------------------------------------------------
@@ -773,6 +802,39 @@ class LocalObjectStore(_Listings):
         if not self.bucket_exists(dst_bucket):
             raise BucketNotFound(f"bucket '{dst_bucket}' does not exist")
         return self.put(dst_bucket, key, self.get_stream(bucket, key, 4 * READ_CHUNK_BYTES))
+
+    # -- tags ----------------------------------------------------------------------------------
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]:
+        fd, _, _ = self._open(bucket, key)
+        try:
+            raw = os.getxattr(fd, TAGS_XATTR)
+        except OSError as exc:
+            if exc.errno in (errno.ENODATA, errno.ENOTSUP):
+                return {}
+            raise
+        finally:
+            os.close(fd)
+        tags = json.loads(raw)
+        return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+
+    def set_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        """Replace the object's tags (``{}`` removes them). Setting an extended attribute
+        changes neither the bytes nor the mtime, so the etag stamp stays valid."""
+        validate_tags(tags)
+        fd, _, _ = self._open(bucket, key)
+        try:
+            if tags:
+                os.setxattr(fd, TAGS_XATTR, json.dumps(tags, sort_keys=True).encode())
+            else:
+                with contextlib.suppress(OSError):
+                    os.removexattr(fd, TAGS_XATTR)
+        except OSError as exc:
+            raise Unsupported(
+                f"the filesystem under {self.root} keeps no user extended attributes, "
+                "so objects cannot be tagged on it"
+            ) from exc
+        finally:
+            os.close(fd)
 
     # -- listing -------------------------------------------------------------------------------
     def _info(self, key: str, path: str) -> ObjectInfo | None:
@@ -1309,6 +1371,28 @@ class S3ObjectStore(_Listings):
     def presign(self, bucket: str, key: str, method: PresignMethod, expires_in: timedelta) -> str:
         validate_key(key)
         return obstore.sign(self._require(bucket), method, key, expires_in)
+
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]:
+        validate_key(key)
+        try:
+            resp = self.client.get_object_tagging(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if _error_code(exc) in ("NoSuchKey", "404"):
+                raise self._missing(bucket, key) from exc
+            if _error_code(exc) == "NoSuchBucket":
+                raise BucketNotFound(f"bucket '{bucket}' does not exist") from exc
+            raise
+        return {t["Key"]: t["Value"] for t in resp.get("TagSet", [])}
+
+    def set_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        """Replace the object's tags (``{}`` removes them), with S3's object tagging."""
+        validate_tags(tags)
+        self.head(bucket, key)  # a missing object is ObjectNotFound, as on the local backend
+        if tags:
+            tag_set = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+            self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set})
+        else:
+            self.client.delete_object_tagging(Bucket=bucket, Key=key)
 
     def get_notification_queues(self, bucket: str) -> list[dict[str, Any]]:
         resp = self.client.get_bucket_notification_configuration(Bucket=bucket)

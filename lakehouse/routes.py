@@ -122,6 +122,35 @@ class Evolution(BaseModel):
     on_type_conflict: Literal["quarantine"] = "quarantine"
 
 
+class TableMaintenance(BaseModel):
+    """How the scheduled table maintenance treats this route's table (issue 12): the time a
+    table keeps for time travel belongs with the table, not with each maintenance run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_hours: int | None = Field(
+        default=None,
+        gt=0,
+        description="Time travel kept by vacuum / snapshot expiry, in hours; the service's "
+        "minimum (vacuum_min_retention_hours, 7 days) when unset. Below the minimum the "
+        "scheduled run refuses rather than break running queries.",
+    )
+    z_order: list[str] = Field(
+        default_factory=list,
+        description="Delta only: columns the weekly optimize Z-orders by (the table's column "
+        "names); plain compaction when empty.",
+    )
+
+    @field_validator("z_order")
+    @classmethod
+    def _columns(cls, value: list[str]) -> list[str]:
+        if any(not c for c in value):
+            raise ValueError("empty column name")
+        if len(set(value)) != len(value):
+            raise ValueError("a column is named twice")
+        return value
+
+
 class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -148,6 +177,7 @@ class Route(BaseModel):
     evolution: Evolution = Evolution()
     on_delete: Literal["ignore", "delete_rows"] = "ignore"
     max_object_bytes: int | None = Field(default=None, gt=0)
+    maintenance: TableMaintenance = Field(default_factory=TableMaintenance)
     _tenants: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     @field_validator("table")
@@ -193,6 +223,8 @@ class Route(BaseModel):
             raise ValueError("mode 'overwrite' replaces partitions: it needs partition_by")
         if self.mode != "merge" and self.merge_keys:
             raise ValueError("merge_keys is only meaningful with mode 'merge'")
+        if self.maintenance.z_order and self.format != "delta":
+            raise ValueError("maintenance.z_order is for Delta tables (optimize Z-orders Delta)")
         return self
 
     @property

@@ -25,6 +25,7 @@ from lakehouse.objectstore import BucketNotFound, ObjectNotFound, ObjectStore
 
 SYSTEM_BUCKET = "lakewire-system"  # same as lakehouse.routes.SYSTEM_BUCKET
 TIERS_PREFIX = "lifecycle/tiers/"
+VERSIONS_PREFIX = "lifecycle/versions/"
 ACTIONS_PREFIX = "lifecycle/actions/"
 MARKER_MAX_AGE = timedelta(days=1)
 
@@ -47,6 +48,8 @@ class TierRecord:
     # while moving tier to tier: where it still is until the new copy is verified
     from_bucket: str | None = None
     from_key: str | None = None
+    version_id: str | None = None  # a noncurrent version moved by NoncurrentVersionTransitions
+    created: str | None = None  # ... and that version's own creation (ISO 8601), for listings
 
     @property
     def modified(self) -> datetime:
@@ -56,6 +59,12 @@ class TierRecord:
 def tier_key(bucket: str, key: str) -> str:
     """An object's key in a tier bucket: its bucket first, so buckets never collide there."""
     return f"{bucket}/{key}"
+
+
+def version_tier_key(bucket: str, key: str, version_id: str) -> str:
+    """A noncurrent version's key in a tier bucket: under ``~versions/``, which no bucket name
+    can spell (so it never meets :func:`tier_key`), then its bucket, version and key."""
+    return f"~versions/{bucket}/{version_id}/{key}"
 
 
 class TierMap:
@@ -77,7 +86,10 @@ class TierMap:
     def put(self, rec: TierRecord) -> None:
         self._ensure()
         body = json.dumps(asdict(rec)).encode()
-        self.store.put(SYSTEM_BUCKET, f"{TIERS_PREFIX}{rec.bucket}/{rec.key}.json", body)
+        path = f"{TIERS_PREFIX}{rec.bucket}/{rec.key}.json"
+        if rec.version_id is not None:
+            path = self._version_path(rec.bucket, rec.key, rec.version_id)
+        self.store.put(SYSTEM_BUCKET, path, body)
 
     def drop(self, bucket: str, key: str) -> None:
         with contextlib.suppress(ObjectNotFound, BucketNotFound):
@@ -91,6 +103,31 @@ class TierMap:
             if info.key.endswith(".json"):
                 out.append(TierRecord(**json.loads(self.store.get_bytes(SYSTEM_BUCKET, info.key))))
         return out
+
+    # -- noncurrent versions in a tier -----------------------------------------------------
+    def _version_path(self, bucket: str, key: str, version_id: str) -> str:
+        return f"{VERSIONS_PREFIX}{bucket}/{version_id}/{key}.json"
+
+    def get_version(self, bucket: str, key: str, version_id: str) -> TierRecord | None:
+        try:
+            raw = self.store.get_bytes(SYSTEM_BUCKET, self._version_path(bucket, key, version_id))
+        except (ObjectNotFound, BucketNotFound):
+            return None
+        return TierRecord(**json.loads(raw))
+
+    def version_records(self, bucket: str) -> list[TierRecord]:
+        if not self.store.bucket_exists(SYSTEM_BUCKET):
+            return []
+        prefix = f"{VERSIONS_PREFIX}{bucket}/"
+        return [
+            TierRecord(**json.loads(self.store.get_bytes(SYSTEM_BUCKET, i.key)))
+            for i in self.store.iter_objects(SYSTEM_BUCKET, prefix)
+            if i.key.endswith(".json")
+        ]
+
+    def tiered_versions(self, bucket: str, key: str) -> list[TierRecord]:
+        """The noncurrent versions of one key that lifecycle moved to a tier (and finished)."""
+        return [r for r in self.version_records(bucket) if r.key == key and r.state == "done"]
 
     def resolve(self, bucket: str, key: str) -> tuple[str, str, str] | None:
         """``(tier bucket, tier key, storage class)`` of an object that was transitioned."""
@@ -111,6 +148,19 @@ class TierMap:
         self._ensure()
         body = json.dumps({"etag": etag, "agent": agent, "at": now.isoformat()}).encode()
         self.store.put(SYSTEM_BUCKET, f"{ACTIONS_PREFIX}{bucket}/{key}.json", body)
+
+
+def locate(store: ObjectStore, bucket: str, key: str) -> tuple[str, str, str]:
+    """``(bucket, key, storage class)`` where an object's bytes are now: its own bucket, or the
+    tier lifecycle moved it to. ``ObjectNotFound`` when it is in neither."""
+    try:
+        store.head(bucket, key)
+        return bucket, key, "STANDARD"
+    except ObjectNotFound:
+        where = TierMap(store).resolve(bucket, key)
+        if where is None:
+            raise
+        return where
 
 
 def get_resolved(store: ObjectStore, bucket: str, key: str) -> bytes:

@@ -953,7 +953,8 @@ def ilm_plan(
     for a in actions:
         d = a.as_dict()
         what = f"transition {a.current_class}->{a.storage_class}" if a.storage_class else "expire"
-        table.add_row(d["object"], a.rule, what, str(a.size), d["target"] or "")
+        obj = d["object"] + (f" (version {a.version_id})" if a.version_id else "")
+        table.add_row(obj, a.rule, what, str(a.size), d["target"] or "")
     print_table(table)
     console.print(f"{len(actions)} actions, {sum(a.size for a in actions)} bytes", highlight=False)
 

@@ -58,7 +58,7 @@ def build_definitions(settings: Settings) -> Definitions:
         for ref, route in table_routes(routes, existing).items()
         if asset_key(ref) not in computed
     }
-    schedules = maintenance_schedules(settings, list(tables))
+    schedules = maintenance_schedules(settings, tables)
     try:
         schedules += lifecycle_schedules(settings, open_object_store(settings))
     except Exception as exc:  # the store may be down at load; schedules appear at the next reload

@@ -18,6 +18,7 @@ No ``from __future__ import annotations`` here: Dagster reads config types from 
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from dagster import (
 from dagster import Config as DagsterConfig
 
 from lakehouse.objectstore import ObjectStore
+from lakehouse.routes import Route
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef, delta_table_uri
 from pipelines.resources import LakewireResource
@@ -241,12 +243,13 @@ def maintain(
     ref: TableRef,
     force: bool = False,
     retention_hours: int | None = None,
+    z_order: list[str] | None = None,
 ) -> list[MaintenanceReport]:
-    """The default maintenance of a table: Delta optimize + vacuum, Iceberg snapshot expiry
-    then removal of the files nothing references any more."""
+    """The default maintenance of a table: Delta optimize (Z-ordered by ``z_order`` when
+    given) + vacuum, Iceberg snapshot expiry then removal of the files nothing references."""
     if ref.format == "delta":
         return [
-            optimize(settings, store, ref),
+            optimize(settings, store, ref, z_order=z_order or None),
             vacuum(settings, store, ref, retention_hours, force=force),
         ]
     return [
@@ -259,6 +262,7 @@ class MaintenanceConfig(DagsterConfig):
     table: str  # format.schema.name, e.g. delta.default.orders
     retention_hours: int | None = None
     force: bool = False
+    z_order: list[str] = []
 
 
 @op(
@@ -271,7 +275,9 @@ def maintain_table(
     settings = lakewire.settings()
     store = lakewire.object_store()
     ref = TableRef.parse(config.table)
-    reports = maintain(settings, store, ref, config.force, config.retention_hours)
+    reports = maintain(
+        settings, store, ref, config.force, config.retention_hours, config.z_order or None
+    )
     for r in reports:
         context.log.info(f"{r.table} {r.action}: files {r.files_before} -> {r.files_after}")
     first, last = reports[0], reports[-1]
@@ -294,16 +300,32 @@ def maintenance_job() -> None:
     maintain_table()
 
 
-def maintenance_schedules(settings: Settings, tables: list[TableRef]) -> list[ScheduleDefinition]:
-    """One schedule per table (weekly by default, ``maintenance_schedule``)."""
+def maintenance_run_config(ref: TableRef, route: Route | None) -> dict[str, Any]:
+    """The op config of a table's maintenance: its route's time-travel retention and Z-order
+    columns (``maintenance`` in the route), so every scheduled run keeps what the table owner
+    declared."""
+    config: dict[str, Any] = {"table": ref.qualified}
+    if route is not None:
+        if route.maintenance.retention_hours is not None:
+            config["retention_hours"] = route.maintenance.retention_hours
+        if route.maintenance.z_order and ref.format == "delta":
+            config["z_order"] = list(route.maintenance.z_order)
+    return {"ops": {"maintain_table": {"config": config}}}
+
+
+def maintenance_schedules(
+    settings: Settings, tables: Mapping[TableRef, Route | None]
+) -> list[ScheduleDefinition]:
+    """One schedule per table (weekly by default, ``maintenance_schedule``), configured from
+    the table's route."""
     return [
         ScheduleDefinition(
             name="maintain_" + "_".join(ref.qualified.split(".")),
             job=maintenance_job,
             cron_schedule=settings.maintenance_schedule,
-            run_config={"ops": {"maintain_table": {"config": {"table": ref.qualified}}}},
+            run_config=maintenance_run_config(ref, route),
             default_status=DefaultScheduleStatus.RUNNING,
             description=f"Weekly maintenance of {ref.qualified}.",
         )
-        for ref in tables
+        for ref, route in tables.items()
     ]

@@ -12,9 +12,17 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from lakehouse.objectstore import BucketInfo, BucketNotFound, Unsupported, validate_key
+from lakehouse.lifecycle import restore_tiered_version
+from lakehouse.objectstore import (
+    BucketInfo,
+    BucketNotFound,
+    ObjectNotFound,
+    Unsupported,
+    validate_key,
+)
 from lakehouse.routes import SYSTEM_BUCKET, settings_routes
 from lakehouse.tenants import tenant_kms_key
+from lakehouse.tiers import TierMap
 from storage_service import authz
 from storage_service.access import Caller, Runtime, principal, require_key
 from storage_service.authz import Principal
@@ -126,6 +134,7 @@ class VersionView(BaseModel):
     etag: str
     is_latest: bool
     is_delete_marker: bool
+    storage_class: str = "STANDARD"  # a noncurrent version lifecycle moved: its tier's class
 
 
 class VersionsView(BaseModel):
@@ -376,6 +385,18 @@ def list_versions(name: str, rt: Runtime, who: Caller, key: str = Query(...)) ->
                 is_delete_marker=v.is_delete_marker,
             )
             for v in versions
+        ]
+        + [  # noncurrent versions lifecycle moved to a tier (issue 12): still restorable
+            VersionView(
+                version_id=r.version_id or "",
+                size=r.size,
+                last_modified=r.created or r.last_modified,
+                etag=r.etag,
+                is_latest=False,
+                is_delete_marker=False,
+                storage_class=r.storage_class,
+            )
+            for r in TierMap(rt.store).tiered_versions(name, key)
         ],
     )
 
@@ -386,7 +407,13 @@ def restore_version(name: str, body: VersionRestore, rt: Runtime, who: Caller) -
     authz.obj(who, name, body.key)
     try:
         with rt.gate.writing(name):
-            info = rt.store.restore_version(name, body.key, body.version_id)
+            try:
+                info = rt.store.restore_version(name, body.key, body.version_id)
+            except ObjectNotFound:
+                tiered = restore_tiered_version(rt.store, name, body.key, body.version_id)
+                if tiered is None:
+                    raise
+                info = tiered
     except Unsupported as exc:
         return Restored(supported=False, status="Unsupported", detail=str(exc))
     rt.announce_write(name, body.key, info)

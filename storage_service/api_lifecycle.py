@@ -103,7 +103,7 @@ def _parse(rt: Runtime, body: Any) -> LifecycleConfiguration:
 def _native(rt: Runtime, name: str, config: Any) -> None:
     """S3 backend: what the store can enforce goes into its own lifecycle configuration."""
     try:
-        write_native(rt.store, name, config)
+        write_native(rt.settings, rt.store, name, config)
     except Exception as exc:
         raise HTTPException(
             502, detail=f"rules saved; the store refused its lifecycle configuration: {exc}"

@@ -16,12 +16,18 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
-from lakehouse.objectstore import InvalidName, ObjectInfo, ObjectNotFound, validate_key
+from lakehouse.objectstore import (
+    InvalidName,
+    InvalidTags,
+    ObjectInfo,
+    ObjectNotFound,
+    validate_key,
+)
 from lakehouse.routes import SYSTEM_BUCKET
-from lakehouse.tiers import TierMap
+from lakehouse.tiers import TierMap, locate
 from storage_service import authz
 from storage_service.access import Caller, Runtime, principal
 from storage_service.authz import Principal
@@ -75,6 +81,32 @@ class Presigned(BaseModel):
 
 class TooLarge(Exception):
     pass
+
+
+class Tag(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    Key: str
+    Value: str = ""
+
+
+class Tagging(BaseModel):
+    """An object's tags in S3's ``Tagging`` shape (``GetObjectTagging``'s JSON, as boto3 has
+    it), so ``?tagging`` reads and writes what S3 clients already produce."""
+
+    model_config = ConfigDict(extra="forbid")
+    TagSet: list[Tag] = Field(default_factory=list)
+
+    def as_dict(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for i, t in enumerate(self.TagSet):
+            if t.Key in out:
+                raise InvalidTags(f"TagSet.{i}.Key: tag key {t.Key!r} is given twice")
+            out[t.Key] = t.Value
+        return out
+
+    @classmethod
+    def of(cls, tags: dict[str, str]) -> Tagging:
+        return cls(TagSet=[Tag(Key=k, Value=v) for k, v in sorted(tags.items())])
 
 
 def exact_key(request: Request, key: str) -> str:
@@ -195,8 +227,45 @@ async def upload(
 async def put_object(name: str, key: str, request: Request, rt: Runtime, who: Caller) -> Response:
     exact_key(request, key)
     authz.obj(who, name, key)
+    if "tagging" in request.query_params:
+        return await put_tagging(rt, name, key, request)
     info = await upload(rt, name, key, request, who)
     return _uploaded(info)
+
+
+# -- tags (S3's ?tagging sub-resource) -----------------------------------------------------------
+def get_tagging(rt: ServiceRuntime, name: str, key: str) -> Response:
+    """``GET ...?tagging``: the tags of an object, wherever lifecycle put it (tags are what
+    lifecycle's tag filters match, so they travel with a transitioned object)."""
+    where = locate(rt.store, name, key)
+    tags = rt.store.get_tags(where[0], where[1])
+    return JSONResponse(Tagging.of(tags).model_dump())
+
+
+async def put_tagging(rt: ServiceRuntime, name: str, key: str, request: Request) -> Response:
+    """``PUT ...?tagging`` with ``{"TagSet": [{"Key": ..., "Value": ...}]}`` replaces the
+    object's tags; an invalid set is a 422 naming the field."""
+    if name == SYSTEM_BUCKET:
+        raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is written only through /api/routes")
+    try:
+        body = Tagging.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise HTTPException(
+            422,
+            detail=[
+                {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+                for e in exc.errors()
+            ],
+        ) from exc
+    tags = body.as_dict()
+
+    def write() -> None:
+        with rt.gate.writing(name):
+            where = locate(rt.store, name, key)
+            rt.store.set_tags(where[0], where[1], tags)
+
+    await asyncio.to_thread(write)
+    return Response(status_code=204)
 
 
 def _uploaded(info: Uploaded) -> Response:
@@ -247,6 +316,8 @@ async def download(
 async def get_object(name: str, key: str, request: Request, rt: Runtime, who: Caller) -> Response:
     exact_key(request, key)
     authz.obj(who, name, key)
+    if "tagging" in request.query_params:
+        return await asyncio.to_thread(get_tagging, rt, name, key)
     try:
         return await download(rt, name, key, request)
     except ObjectNotFound:
@@ -283,6 +354,11 @@ def delete_object(name: str, key: str, request: Request, rt: Runtime, who: Calle
     authz.obj(who, name, key)
     if name == SYSTEM_BUCKET:
         raise HTTPException(403, detail=f"'{SYSTEM_BUCKET}' is changed only through /api/routes")
+    if "tagging" in request.query_params:  # S3's DeleteObjectTagging: the object stays
+        with rt.gate.writing(name):
+            where = locate(rt.store, name, key)
+            rt.store.set_tags(where[0], where[1], {})
+        return Response(status_code=204)
     with rt.gate.writing(name):
         rt.store.head(name, key)  # a missing object is a clear 404, not a silent success
         rt.store.delete(name, key)

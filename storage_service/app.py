@@ -16,6 +16,7 @@ from lakehouse.objectstore import (
     BucketNotFound,
     InvalidName,
     InvalidRange,
+    InvalidTags,
     KeyConflict,
     ObjectNotFound,
     StorageError,
@@ -40,6 +41,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 # The one place where a storage error becomes an HTTP status, so every route answers alike.
 ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (InvalidName, 422),
+    (InvalidTags, 422),
     (InvalidRange, 416),
     (BucketNotFound, 404),
     (ObjectNotFound, 404),

@@ -93,11 +93,11 @@ def _native_or_empty(s3: object) -> dict[str, object]:
 
 
 def test_parse_keeps_s3_shape_for_the_store() -> None:
-    from lakehouse.lifecycle import native_configuration
+    from lakehouse.lifecycle import native_rules
 
-    native = native_configuration(parse_config(RULES))
-    assert [r["ID"] for r in native["Rules"]] == ["temp", "old-versions"]
-    assert native["Rules"][0]["Filter"] == {"Prefix": "temp/"}
+    native = native_rules(parse_config(RULES))
+    assert [r.rule_id for r in native] == ["temp", "old-versions"]
+    assert native[0].rule_filter.prefix == "temp/"
 
 
 def test_lifecycle_requests_carry_the_lifecycle_user_agent_on_s3_moto(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pytest
-from dagster import DagsterEventType, instance_for_test
+from dagster import DagsterEventType, build_schedule_context, instance_for_test
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.objectstore import ObjectStore, open_object_store
@@ -176,3 +177,69 @@ def test_iceberg_orphan_files_go_referenced_and_young_files_stay(
     for snap in table.snapshots():
         assert len(table.scan(snapshot_id=snap.snapshot_id).to_arrow()) >= 1
     assert open_target(settings, store, ref).row_count() == 3
+
+
+ROUTES_WITH_MAINTENANCE = """
+version: 2
+routes:
+  - name: orders
+    glob: "orders/*.csv"
+    table: default.route_kept
+    maintenance:
+      retention_hours: 720
+      z_order: [name]
+"""
+
+
+def test_route_retention_and_z_order_drive_the_scheduled_maintenance(
+    env: tuple[Settings, ObjectStore],
+) -> None:
+    from lakehouse.routes import parse_routes
+    from pipelines.maintenance import maintenance_schedules
+
+    settings, store = env
+    (route,) = parse_routes(ROUTES_WITH_MAINTENANCE)
+    ref = TableRef("delta", "default", "route_kept")
+    uri = delta_table_uri(settings, store, ref)
+    for i in range(12):
+        write_deltalake(uri, pa.table({"id": [i], "name": [f"n{11 - i}"]}), mode="append")
+    before = _rows(uri)
+    (schedule,) = maintenance_schedules(settings, {ref: route})
+    with instance_for_test() as instance:
+        tick = schedule.evaluate_tick(build_schedule_context(instance))
+        (request,) = tick.run_requests or []
+        config = request.run_config["ops"]["maintain_table"]["config"]
+        assert config == {"table": ref.qualified, "retention_hours": 720, "z_order": ["name"]}
+        run = maintenance_job.execute_in_process(
+            run_config=request.run_config,
+            instance=instance,
+            resources={"lakewire": LakewireResource(data_dir=str(settings.data_dir))},
+        )
+        assert run.success
+        (mat,) = [
+            e.event_specific_data.materialization  # type: ignore[union-attr]
+            for e in run.all_events
+            if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        ]
+    reports: list[dict[str, Any]] = mat.metadata["reports"].value  # type: ignore[assignment]
+    optimized, vacuumed = reports
+    assert optimized["files_after"] == 1
+    # Z-ordered by name: the one file's rows are in name order (plain compaction keeps ids)
+    (path,) = DeltaTable(uri).file_uris()
+    assert pl.read_parquet(path)["name"].to_list() == sorted(n for _, n in before)
+    assert vacuumed["detail"]["retention_hours"] == 720
+    assert _rows(uri) == before
+
+
+def test_route_maintenance_settings_are_validated_naming_route_and_field() -> None:
+    from lakehouse.routes import RoutesError, parse_routes
+
+    iceberg_z = ROUTES_WITH_MAINTENANCE.replace("glob:", "format: iceberg\n    glob:")
+    with pytest.raises(RoutesError, match="z_order is for Delta") as exc:
+        parse_routes(iceberg_z)
+    assert exc.value.issues[0].route == "orders"
+    with pytest.raises(RoutesError) as exc:
+        parse_routes(ROUTES_WITH_MAINTENANCE.replace("720", "0"))
+    assert exc.value.issues[0].field == "maintenance.retention_hours"
+    (plain,) = parse_routes(ROUTES_WITH_MAINTENANCE.replace("      z_order: [name]\n", ""))
+    assert plain.maintenance.z_order == []
