@@ -56,6 +56,28 @@ class MaintenanceReport:
     detail: dict[str, Any]
 
 
+def _retention(settings: Settings, retention_hours: int | None, force: bool, what: str) -> int:
+    """The retention to use; below the minimum it is refused unless forced, since a query or
+    time travel on an older version would lose its files."""
+    least = settings.vacuum_min_retention_hours
+    hours = least if retention_hours is None else retention_hours
+    if hours < least and not force:
+        raise MaintenanceRefused(
+            f"{what} retention {hours} h is below the minimum {least} h: queries and time "
+            "travel on older versions would lose their files (force to override)"
+        )
+    return hours
+
+
+def _iceberg(settings: Settings, store: ObjectStore, ref: TableRef) -> Any:
+    from lakehouse.iceberg import load_table
+
+    table = load_table(settings, store, ref)
+    if table is None:
+        raise MaintenanceRefused(f"{ref.qualified} does not exist")
+    return table
+
+
 def _delta(settings: Settings, store: ObjectStore, ref: TableRef) -> Any:
     from deltalake import DeltaTable
 
@@ -102,13 +124,7 @@ def vacuum(
     """Remove data files no version within the retention needs."""
     if ref.format != "delta":
         raise MaintenanceRefused(f"{ref.qualified}: vacuum is for Delta tables")
-    least = settings.vacuum_min_retention_hours
-    hours = least if retention_hours is None else retention_hours
-    if hours < least and not force:
-        raise MaintenanceRefused(
-            f"vacuum retention {hours} h is below the minimum {least} h: queries and time "
-            "travel on older versions would lose their files (force to override)"
-        )
+    hours = _retention(settings, retention_hours, force, "vacuum")
     dt = _delta(settings, store, ref)
     files, size = _delta_files(dt)
     removed = dt.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False)
@@ -136,15 +152,8 @@ def expire_snapshots(
 
     if ref.format != "iceberg":
         raise MaintenanceRefused(f"{ref.qualified}: snapshot expiry is for Iceberg tables")
-    least = settings.vacuum_min_retention_hours
-    hours = least if retention_hours is None else retention_hours
-    if hours < least and not force:
-        raise MaintenanceRefused(
-            f"snapshot retention {hours} h is below the minimum {least} h (force to override)"
-        )
-    table = load_table(settings, store, ref)
-    if table is None:
-        raise MaintenanceRefused(f"{ref.qualified} does not exist")
+    hours = _retention(settings, retention_hours, force, "snapshot")
+    table = _iceberg(settings, store, ref)
     cutoff = older_than or datetime.now(UTC) - timedelta(hours=hours)
     cutoff_ms = int(cutoff.timestamp() * 1000)
     current = table.current_snapshot()
@@ -192,19 +201,11 @@ def remove_orphan_files(
     Only files older than the retention go: a file written by a commit still in flight is not
     referenced yet either, and the same minimum retention as vacuum protects it.
     """
-    from lakehouse.iceberg import load_table
 
     if ref.format != "iceberg":
         raise MaintenanceRefused(f"{ref.qualified}: orphan-file removal is for Iceberg tables")
-    least = settings.vacuum_min_retention_hours
-    hours = least if retention_hours is None else retention_hours
-    if hours < least and not force:
-        raise MaintenanceRefused(
-            f"orphan retention {hours} h is below the minimum {least} h (force to override)"
-        )
-    table = load_table(settings, store, ref)
-    if table is None:
-        raise MaintenanceRefused(f"{ref.qualified} does not exist")
+    hours = _retention(settings, retention_hours, force, "orphan")
+    table = _iceberg(settings, store, ref)
     referenced = {str(p) for p in table.inspect.all_files()["file_path"].to_pylist()}
     referenced |= {str(p) for p in table.inspect.all_manifests()["path"].to_pylist()}
     referenced |= {s.manifest_list for s in table.snapshots() if s.manifest_list}
