@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from lakehouse.objectstore import LocalObjectStore, ObjectStore
 from lakehouse.settings import Settings
 from tests.helpers import (
     NatsServer,
@@ -176,3 +177,12 @@ def pipeline_env(
         return s, store
 
     return make
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    """A local store with the landing bucket and the default tiers' buckets (lifecycle tests)."""
+    s = LocalObjectStore(tmp_path / "data")
+    for b in ("landing", "archive-warm", "archive-cold"):
+        s.create_bucket(b)
+    return s

@@ -16,7 +16,7 @@ from lakehouse.lifecycle import (
     placements,
     plan,
 )
-from lakehouse.objectstore import LocalObjectStore, ObjectStore
+from lakehouse.objectstore import ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tiers import TierMap, get_resolved
 
@@ -42,14 +42,6 @@ CHAIN = {
         },
     ]
 }
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = LocalObjectStore(tmp_path / "data")
-    for b in ("landing", "archive-warm", "archive-cold"):
-        s.create_bucket(b)
-    return s
 
 
 def _settings(tmp_path: Path) -> Settings:

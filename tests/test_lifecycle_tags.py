@@ -19,7 +19,7 @@ from lakehouse.lifecycle import (
     parse_config,
     plan,
 )
-from lakehouse.objectstore import InvalidTags, LocalObjectStore, ObjectStore
+from lakehouse.objectstore import InvalidTags, ObjectStore
 from lakehouse.settings import Settings
 from tests.helpers import NatsServer, Service, s3_settings
 from tests.s3servers import SeaweedFS
@@ -51,14 +51,6 @@ TAGGED = [
         "Expiration": {"Days": 90},
     },
 ]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
-    s = LocalObjectStore(tmp_path / "data")
-    for b in ("landing", "archive-warm", "archive-cold"):
-        s.create_bucket(b)
-    return s
 
 
 def test_local_tags_live_on_the_file_and_follow_s3_limits(store: ObjectStore) -> None:
