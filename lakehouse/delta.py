@@ -156,6 +156,10 @@ class DeltaTarget:
                 mode="error",
                 partition_by=list(spec.partition_by) or None,
                 storage_options=self.storage_options or None,
+                # The table's history says what this empty first version is.
+                commit_properties=CommitProperties(
+                    custom_metadata={"lakewire.operation": "create"}
+                ),
             )
         except (CommitFailedError, DeltaError):
             dt = self._table()

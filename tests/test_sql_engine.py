@@ -74,7 +74,7 @@ def test_time_travel_and_history(fmt: str, lake: Any) -> None:
     t = f"{fmt}.sales.orders"
     history = query(
         f'SELECT version, timestamp, rows_added, run_id FROM {fmt}.sales."orders$history" '
-        "WHERE rows_added IS NOT NULL ORDER BY timestamp",
+        "WHERE rows_added > 0 ORDER BY timestamp",
         settings=settings,
         store=store,
     )
