@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lakehouse.audit_table import audit_path
 from lakehouse.objectstore import (
     BucketExists,
     BucketNotFound,
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
-    app.state.audit = AuditLog(settings.state_dir / "audit.jsonl")
+    app.state.audit = AuditLog(audit_path(settings))
     app.add_middleware(AuditMiddleware, audit=app.state.audit)
     app.add_middleware(SecurityHeaders)
 
