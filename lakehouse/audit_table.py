@@ -2,7 +2,11 @@
 
 The storage service writes each audit record synchronously to ``state/audit.jsonl`` (append-only,
 so a refusal is on disk before its answer leaves); this module copies the lines that are not yet
-in the table into it. A Delta table rather than a view the embedded engine builds from the JSONL,
+in the table into it, and the SQL API does so just before it runs an admin's statement that names
+the table, so a query through the API always sees every record up to its own call. Not on a
+timer: a lake that nobody asks about its audit gets no ``system`` schema and no commits.
+
+A Delta table rather than a view the embedded engine builds from the JSONL,
 because then every reader of the lake sees the same rows (the embedded engine, delta-rs in a
 notebook, Trino once the table is registered there), with its history and time travel, and the
 tenant SQL scope needs no special case: ``system`` is a reserved tenant id, so no tenant's schema
@@ -27,6 +31,8 @@ from deltalake import CommitProperties, Transaction, write_deltalake
 from lakehouse.delta import open_table
 from lakehouse.objectstore import ObjectStore
 from lakehouse.settings import Settings
+from lakehouse.sql import HISTORY_SUFFIX
+from lakehouse.sql_guard import SqlError, classify
 from lakehouse.tables import TableRef, delta_table_uri
 
 AUDIT_TABLE = TableRef("delta", "system", "audit")
@@ -49,6 +55,19 @@ SCHEMA = pa.schema(
 def audit_path(settings: Settings) -> Path:
     """The JSONL the service appends to (mode 0600): the log's source of truth."""
     return settings.state_dir / "audit.jsonl"
+
+
+def names_audit_table(sql: str) -> bool:
+    """Whether the statement reads ``delta.system.audit`` (or its ``$history``)."""
+    try:
+        tables = classify(sql, admin=True).tables
+    except SqlError:
+        return False  # the engine will say what is wrong with it
+    return any(
+        (t.catalog.lower(), t.db.lower(), t.name.lower().removesuffix(HISTORY_SUFFIX))
+        == (AUDIT_TABLE.format, AUDIT_TABLE.schema, AUDIT_TABLE.name)
+        for t in tables
+    )
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from lakehouse.audit_table import AUDIT_TABLE, flush_audit
+from lakehouse.audit_table import flush_audit
 from lakehouse.objectstore import LocalObjectStore, ObjectInfo, ObjectStore, open_object_store
 from lakehouse.settings import Settings
 from storage_service.auth import load_or_create_api_key
@@ -32,10 +32,6 @@ from storage_service.unrouted import save as save_unrouted
 from storage_service.watcher import DirectoryWatcher
 
 log = logging.getLogger(__name__)
-
-# How often the audit log's new lines are copied into delta.system.audit (the JSONL itself is
-# written at once; the table follows within this many seconds).
-AUDIT_FLUSH_SECONDS = 10.0
 
 
 @dataclass
@@ -128,7 +124,6 @@ class ServiceRuntime:
                 asyncio.create_task(run_sqs_drain(self.settings, self.outbox, self._stop))
             )
         self._tasks.append(asyncio.create_task(self._count_unrouted(self._stop)))
-        self._tasks.append(asyncio.create_task(self._follow_audit(self._stop)))
         if self.store.native_events:
             self._tasks.append(asyncio.create_task(self._count_s3_buckets(self._stop)))
             self._tasks.append(asyncio.create_task(self._follow_s3_events(self._stop)))
@@ -149,17 +144,8 @@ class ServiceRuntime:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.unrouted_refresh_seconds)
 
     def flush_audit(self) -> int:
-        """Copy the audit lines not yet in ``delta.system.audit`` into it now."""
+        """Copy the audit lines not yet in ``delta.system.audit`` into it (before a query of it)."""
         return flush_audit(self.settings, self.store)
-
-    async def _follow_audit(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.flush_audit)
-            except Exception as exc:  # the JSONL keeps every record; the next flush catches up
-                log.warning("could not copy the audit log into %s: %s", AUDIT_TABLE.qualified, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=AUDIT_FLUSH_SECONDS)
 
     async def _count_s3_buckets(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
