@@ -1,11 +1,10 @@
 """The audit log as the table ``delta.system.audit`` (issue 14), end to end through the HTTP API:
 calls are audited, an admin's query of the table brings it up to date (a real Delta table in the
-lake, each record copied once), and a tenant is refused it."""
+lake, each record copied once), and a tenant is refused it; on both backends (the conftest's
+``service``: local, and S3 on SeaweedFS, where the table is written through the S3 API)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,13 +13,7 @@ import pytest
 from lakehouse.audit_table import AUDIT_TABLE, names_audit_table
 from lakehouse.delta import open_table
 from lakehouse.tables import delta_table_uri
-from tests.helpers import API_KEY, NatsServer, Service, local_settings
-
-
-@pytest.fixture
-def service(tmp_path: Path, nats: NatsServer) -> Iterator[Service]:
-    with Service(local_settings(tmp_path, nats)) as svc:
-        yield svc
+from tests.helpers import API_KEY, Service
 
 
 @pytest.mark.parametrize(
