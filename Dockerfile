@@ -17,7 +17,7 @@ COPY lakehouse lakehouse
 COPY storage_service storage_service
 COPY pipelines pipelines
 COPY lakewire lakewire
-COPY routes.yaml ./
+COPY routes.yaml hive_tables.yaml ./
 RUN uv sync --frozen --no-dev --extra notebook \
     && python -m compileall -q lakehouse storage_service pipelines lakewire
 

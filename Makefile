@@ -25,7 +25,7 @@ BIN        = $(VENV)/bin
 E2E_TEST   = tests/test_walking_skeleton.py::test_landed_csv_becomes_queryable_once
 
 .PHONY: postgres up down status test test-fast test-e2e lint typecheck pytest bench bench-smoke \
-	browser find-python clean
+	browser find-python clean reliability
 
 # Prints the chosen interpreter's path (and says on stderr which one it is), or explains
 # that none was found and fails.
@@ -125,6 +125,13 @@ bench: $(VENV)/.synced
 
 bench-smoke: $(VENV)/.synced
 	$(BIN)/python -m bench --smoke
+
+# The fault suite (tests/test_faults.py) at full sizes, then its figures into the generated
+# block of docs/reliability.md, also when a fault failed (the table shows what went wrong).
+reliability: $(VENV)/.synced
+	rm -f bench/results/reliability.json
+	LAKEWIRE_FAULT_SIZE=full $(BIN)/pytest -q -p no:cacheprovider -rs -m faults tests/test_faults.py; \
+	  rc=$$?; $(BIN)/python -m bench.reliability_page; exit $$rc
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .lakewire

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.pages import END, rewrite_block
 from bench.results import GOALS, RESULTS_DIR, fmt
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 SUITE = RESULTS_DIR / "suite.json"
 START = "<!-- generated:start (python -m bench rewrites this block) -->"
-END = "<!-- generated:end -->"
 ORDER = ("freshness", "ingest_throughput", "burst", "trickle", "storage_api", "peak_rss", "sql")
 
 
@@ -138,10 +138,4 @@ def regenerate(total_s: float | None = None) -> Path:
             )
             + "\n"
         )
-    text = PAGE.read_text() if PAGE.exists() else SKELETON
-    if START not in text or END not in text:
-        text = text.rstrip() + "\n\n" + START + "\n" + END + "\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    PAGE.write_text(head + render(_load()) + tail)
-    return PAGE
+    return rewrite_block(PAGE, START, render(_load()), SKELETON)

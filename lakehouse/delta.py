@@ -3,24 +3,30 @@
 Every write (append, merge, partition overwrite, delete) carries a ``txn`` action per source
 object, so the rows and the record that they were written are one atomic commit: a re-run that
 finds the ``txn`` writes nothing, and a run that died before its commit left no rows behind.
+
+Concurrent writers (four ingestion processes on one table) rely on delta-rs's optimistic
+concurrency: a write commits against the snapshot its ledger was read from, so a winning commit
+that recorded the same ``txn`` since then fails ours (``CommitConflict``) instead of adding the
+rows a second time; committing against the latest version (a table URI) would skip that check.
 """
 
 from __future__ import annotations
 
 import datetime as dt_
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from lakehouse.tables import (
     COLUMN_NAMING_PROPERTY,
     RUN_ID_PROPERTY,
     SOURCE_URI,
     ColumnNaming,
+    CommitConflict,
     SourceVersion,
     TableRef,
     WriteSpec,
@@ -81,9 +87,18 @@ class DeltaTarget:
     uri: str
     storage_options: dict[str, str]
     ref: TableRef
+    # The snapshot the last ledger read saw (``None``: no table yet), the next write's base.
+    _read: DeltaTable | None = field(default=None, repr=False)
+    _pinned: bool = field(default=False, repr=False)
 
     def _table(self) -> DeltaTable | None:
         return open_table(self.uri, self.storage_options)
+
+    def _base(self) -> DeltaTable | None:
+        """The snapshot to commit against: the one the ledger was read from, once."""
+        read, pinned = self._read, self._pinned
+        self._read, self._pinned = None, False
+        return read if pinned else self._table()
 
     def schema(self) -> pl.Schema | None:
         dt = self._table()
@@ -104,6 +119,7 @@ class DeltaTarget:
 
     def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
         dt = self._table()
+        self._read, self._pinned = dt, True
         return {i: (dt.transaction_version(i) if dt else None) for i in ids}
 
     def write(
@@ -115,13 +131,54 @@ class DeltaTarget:
         run_id: str = "",
     ) -> int | None:
         props = _props({s.app_id: s.version for s in sources}, spec.mode, len(sources), run_id)
-        opts = self.storage_options or None
+        dt = self._base()
+        if dt is None:
+            dt = self._create(data.schema, spec)
+            if any(dt.transaction_version(s.app_id) is not None for s in sources):
+                raise CommitConflict(f"{self.ref.qualified}: another writer took these objects")
+        try:
+            self._write(dt, data, spec, partitions, props)
+        except CommitFailedError as exc:
+            raise CommitConflict(f"{self.ref.qualified}: {exc}") from exc
+        latest = self._table()
+        return latest.version() if latest else None
+
+    def _create(self, schema: pa.Schema, spec: WriteSpec) -> DeltaTable:
+        """Create the table with no rows, or find the one a concurrent writer just created.
+
+        A first write that carried rows would have no snapshot to be checked against: two
+        writers creating the table at once could both commit the same objects.
+        """
+        try:
+            write_deltalake(
+                self.uri,
+                schema.empty_table(),
+                mode="error",
+                partition_by=list(spec.partition_by) or None,
+                storage_options=self.storage_options or None,
+            )
+        except (CommitFailedError, DeltaError):
+            dt = self._table()
+            if dt is None:
+                raise
+            return dt  # the winner records the naming property
         dt = self._table()
-        naming = naming_of(data.schema) if dt is None else None
-        if dt is not None:  # original names are recorded when a column is added, not after
-            data = data.cast(new_columns_only(data.schema, dt.schema().to_arrow().names))
+        assert dt is not None
+        return self._set_naming(dt, naming_of(schema))
+
+    def _write(
+        self,
+        dt: DeltaTable,
+        data: pa.RecordBatchReader,
+        spec: WriteSpec,
+        partitions: list[dict[str, object]],
+        props: CommitProperties,
+    ) -> None:
+        opts = self.storage_options or None
+        # Original names are recorded when a column is added (at creation too), not after.
+        data = data.cast(new_columns_only(data.schema, dt.schema().to_arrow().names))
         partition_by = list(spec.partition_by) or None
-        if dt is not None and spec.mode == "merge":
+        if spec.mode == "merge":
             predicate = " AND ".join(f"t.{_ident(k)} = s.{_ident(k)}" for k in spec.merge_keys)
             (
                 dt.merge(
@@ -136,7 +193,7 @@ class DeltaTarget:
                 .when_not_matched_insert_all()
                 .execute()
             )
-        elif dt is not None and spec.mode == "overwrite" and partitions:
+        elif spec.mode == "overwrite" and partitions:
             write_deltalake(
                 dt,
                 data,
@@ -148,7 +205,7 @@ class DeltaTarget:
             )
         else:
             write_deltalake(
-                self.uri,
+                dt,
                 data,
                 mode="append",
                 partition_by=partition_by,
@@ -156,26 +213,34 @@ class DeltaTarget:
                 storage_options=opts,
                 commit_properties=props,
             )
-        dt = self._table()
-        if dt is not None and naming is not None:
-            # delta-rs refuses non-delta keys in write/create configuration, so a second commit
-            dt.alter.set_table_properties(
-                {COLUMN_NAMING_PROPERTY: naming}, raise_if_not_exists=False
-            )
-            dt = self._table()
-        return dt.version() if dt else None
+
+    def _set_naming(self, dt: DeltaTable, naming: ColumnNaming) -> DeltaTable:
+        """delta-rs refuses non-delta keys in write/create configuration, so a second commit;
+        a concurrent writer's commit in between is retried on the newer version."""
+        for _ in range(10):
+            try:
+                dt.alter.set_table_properties(
+                    {COLUMN_NAMING_PROPERTY: naming}, raise_if_not_exists=False
+                )
+                break
+            except CommitFailedError:
+                dt = self._table() or dt
+        return self._table() or dt
 
     def delete_sources(self, removed: list[SourceVersion]) -> int | None:
-        dt = self._table()
+        dt = self._base()
         if dt is None or not removed:
             return None
         uris = ", ".join(sql_literal(s.uri) for s in removed)
-        dt.delete(
-            predicate=f"{SOURCE_URI} IN ({uris})",
-            commit_properties=_props(
-                {s.removal_id: s.version for s in removed}, "delete", len(removed)
-            ),
-        )
+        try:
+            dt.delete(
+                predicate=f"{SOURCE_URI} IN ({uris})",
+                commit_properties=_props(
+                    {s.removal_id: s.version for s in removed}, "delete", len(removed)
+                ),
+            )
+        except CommitFailedError as exc:
+            raise CommitConflict(f"{self.ref.qualified}: {exc}") from exc
         return dt.version()
 
     def row_count(self) -> int:

@@ -190,6 +190,11 @@ class Settings(BaseSettings):
         default="lakewire-sql",
         description="The read-only Trino principal queries run as (SQL Studio, lakewire sql).",
     )
+    hive_tables_file: Path | None = Field(
+        default=None,
+        description="The hive catalog's external tables over raw Parquet/CSV prefixes "
+        "(lakehouse/hive.py, docs/sql.md); unset means the project's hive_tables.yaml, if any.",
+    )
 
     # --- ingestion ------------------------------------------------------------------------
     sensor_interval_seconds: int = Field(

@@ -7,6 +7,11 @@ for Delta (projections and filters pushed into the Parquet scan), an Arrow table
 extension is downloaded. Each query re-resolves its tables, so a long-lived engine sees new
 commits; a snapshot already attached is reused.
 
+The ``hive`` catalog holds the external tables declared in ``hive_tables.yaml``
+(``lakehouse.hive``): each is a view over a pyarrow dataset of the files under its prefix, listed
+again by every query. DuckDB never opens those files itself (they are outside the lake, and
+``allowed_directories`` stays the lake): pyarrow reads them, as it reads Delta on S3.
+
 Also understood, as on Trino:
 
 - ``FOR VERSION AS OF n`` (Delta version, Iceberg snapshot id) and ``FOR TIMESTAMP AS OF t``;
@@ -22,6 +27,7 @@ one through; statements other than queries and inspection are refused before tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -35,6 +41,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lakehouse.delta import open_table
+from lakehouse.hive import CATALOG as HIVE
+from lakehouse.hive import HiveCatalog, HiveError
 from lakehouse.objectstore import LocalObjectStore, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.sql_guard import SqlError, SqlRefused, Statement, classify
@@ -48,7 +56,7 @@ from lakehouse.tables import (
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" for SHOW
 
-CATALOGS: tuple[str, ...] = TABLE_FORMATS
+CATALOGS: tuple[str, ...] = (*TABLE_FORMATS, HIVE)
 HISTORY_SUFFIX = "$history"
 _LINE_RE = re.compile(r"LINE (\d+): ")
 
@@ -160,10 +168,14 @@ class SqlEngine:
         self._schemas: set[tuple[str, str]] = set()
         self._views: dict[Snapshot, str] = {}  # snapshot -> identity of what the view reads
         self._sources: dict[str, Any] = {}  # keeps registered Arrow objects alive
+        self.hive = HiveCatalog(settings, store)
+        self._hive_views: dict[tuple[str, str], tuple[Any, ...]] = {}  # -> the files it reads
         self._lock = threading.Lock()
 
     # -- the lake's tables ----------------------------------------------------------------------
     def list_schemas(self, catalog: str) -> list[str]:
+        if catalog == HIVE:
+            return self.hive.schemas()
         fmt = table_format(catalog)
         if fmt == "delta":
             bucket = self.settings.lake_bucket
@@ -179,6 +191,8 @@ class SqlEngine:
         )
 
     def list_tables(self, catalog: str, schema: str) -> list[str]:
+        if catalog == HIVE:
+            return self.hive.table_names(schema)
         fmt = table_format(catalog)
         if fmt == "delta":
             bucket = self.settings.lake_bucket
@@ -317,13 +331,40 @@ class SqlEngine:
             files.append(path)
         return files or None
 
+    def _attach_hive(self, schema: str, name: str) -> None:
+        """A declared external table as a view over its files as they are now: re-listed by
+        every query, re-registered only when the files changed (``lakehouse.hive``)."""
+        table = self.hive.table(schema, name)
+        if table is None:
+            raise TableNotFound(f"table {HIVE}.{schema}.{name} does not exist (not declared)")
+        files = self.hive.files(table)
+        identity = tuple((o.key, o.etag, o.size) for o in files)
+        if self._hive_views.get((schema, name)) == identity:
+            return
+        source = self.hive.dataset(table, files)
+        if (HIVE, schema) not in self._schemas:
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {HIVE}.{_ident(schema)}")
+            self._schemas.add((HIVE, schema))
+        internal = f"__{HIVE}__{schema}__{name}"
+        self.con.register(internal, source)
+        self._sources[internal] = source
+        target = f"{HIVE}.{_ident(schema)}.{_ident(name)}"
+        self.con.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {_ident(internal)}")
+        self._hive_views[(schema, name)] = identity
+
     def register(self, ref: TableRef) -> None:
         self.attach(Snapshot(ref))
 
     def _attach_catalog(self, catalog: str) -> None:
         for schema in self.list_schemas(catalog):
             for name in self.list_tables(catalog, schema):
-                self.attach(Snapshot(TableRef(table_format(catalog), schema, name)))
+                if catalog == HIVE:
+                    # A listing is not spoilt by one table whose files cannot be read (another
+                    # tenant's, maybe): it is left out; querying it says why.
+                    with contextlib.suppress(HiveError):
+                        self._attach_hive(schema, name)
+                else:
+                    self.attach(Snapshot(TableRef(table_format(catalog), schema, name)))
 
     # -- statements -----------------------------------------------------------------------------
     def arrow(self, sql: str, *, limit: int | None = None, admin: bool = False) -> pa.Table:
@@ -351,6 +392,11 @@ class SqlEngine:
                 self._attach_catalog(catalog)
                 table.replace(_info_schema(catalog, table))
                 rewrite = True
+                continue
+            if catalog == HIVE:
+                if table.args.get("version") is not None or table.name.endswith(HISTORY_SUFFIX):
+                    raise SqlError(f"{HIVE} tables are plain files: they have no versions")
+                self._attach_hive(schema.lower(), table.name.lower())  # Trino's unquoted names
                 continue
             snap = self._snapshot(table)
             self.attach(snap)
@@ -392,7 +438,7 @@ class SqlEngine:
         if what == "TABLES" and len(parts) == 2 and parts[0] in CATALOGS:
             return pa.table({"Table": self.list_tables(parts[0], parts[1])})
         if what == "COLUMNS" and len(parts) == 3 and parts[0] in CATALOGS:
-            return self._columns(TableRef(table_format(parts[0]), parts[1], parts[2]))
+            return self._columns(*parts)
         raise SqlError(
             "SHOW needs CATALOGS, SCHEMAS FROM catalog, TABLES FROM catalog.schema or COLUMNS FROM "
             "catalog.schema.table (catalogs: " + ", ".join(CATALOGS) + ")"
@@ -403,13 +449,19 @@ class SqlEngine:
         if len(tables) != 1:
             raise SqlError("DESCRIBE needs one table as catalog.schema.table")
         t = tables[0]
-        return self._columns(TableRef(table_format(t.catalog.lower()), t.db, t.name))
+        return self._columns(t.catalog.lower(), t.db, t.name)
 
-    def _columns(self, ref: TableRef) -> pa.Table:
-        """Trino's ``DESCRIBE`` shape: Column, Type, Extra, Comment; from the table's metadata,
-        without reading its data."""
-        schema = self._table_schema(ref)
-        name = f"__describe__{ref.format}__{ref.schema}__{ref.name}"
+    def _columns(self, catalog: str, schema_name: str, table_name: str) -> pa.Table:
+        """Trino's ``DESCRIBE`` shape: Column, Type, Extra, Comment; from the table's metadata
+        (a hive table's: its declaration or first file), without reading its data."""
+        if catalog == HIVE:
+            declared = self.hive.table(schema_name.lower(), table_name.lower())
+            if declared is None:
+                raise TableNotFound(f"table {HIVE}.{schema_name}.{table_name} is not declared")
+            schema = self.hive.schema(declared)
+        else:
+            schema = self._table_schema(TableRef(table_format(catalog), schema_name, table_name))
+        name = f"__describe__{catalog}__{schema_name}__{table_name}"
         self.con.register(name, schema.empty_table())
         try:
             rows = self.con.execute(f"DESCRIBE {_ident(name)}").fetchall()

@@ -1,9 +1,10 @@
 """A tenant's SQL: read-only, and only its own schema (DECISIONS "SQL authorisation").
 
 ``scope_statement`` takes the statement apart with the same parser as ``sql_guard``: every
-table it names must be in the tenant's schema of the ``delta`` or ``iceberg`` catalog (or a
-name its own ``WITH`` defines); ``information_schema`` tables are rewritten into a subquery that
-keeps the tenant's rows only, so inspection works and shows nothing of other tenants. ``SHOW``
+table it names must be in the tenant's schema of the ``delta``, ``iceberg`` or ``hive`` catalog
+(or a name its own ``WITH`` defines; a hive table is in it only if its declaration says so).
+``information_schema`` tables are rewritten into a subquery that keeps the tenant's rows only,
+so inspection works and shows nothing of other tenants. ``SHOW``
 must name the tenant's schema, except ``SHOW CATALOGS`` and ``SHOW SCHEMAS``, whose answer
 the caller filters with ``filter_result``. The rewritten statement runs as a non-admin one, so
 the guard's read-only rule still applies on top.
@@ -19,7 +20,9 @@ from sqlglot import exp
 
 from lakehouse.sql_guard import SqlRefused, classify
 
-CATALOGS = ("delta", "iceberg")
+# A tenant's schema in every catalog: hive tables too, but only those an admin declared in the
+# tenant's schema (hive_tables.yaml is the admin's grant of those files to that tenant).
+CATALOGS = ("delta", "iceberg", "hive")
 # information_schema tables a tenant may read, and the column that names each row's schema.
 INFO_SCHEMA_COLUMN = {
     "tables": "table_schema",

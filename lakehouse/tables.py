@@ -164,6 +164,11 @@ def naming_of(schema: pa.Schema) -> ColumnNaming:
     return "snake_case" if any(f.metadata and key in f.metadata for f in schema) else "as_is"
 
 
+class CommitConflict(RuntimeError):
+    """Another writer committed to the table after this batch read its ledger: the batch is
+    redone from the ledger (it may find its objects already in), never committed blind."""
+
+
 class TableTarget(Protocol):
     """One Delta or Iceberg table, written only together with its ledger entries."""
 
@@ -178,7 +183,9 @@ class TableTarget(Protocol):
         ...
 
     def ledger(self, ids: Iterable[str]) -> dict[str, int | None]:
-        """The ledger version recorded for each id (``None``: never recorded)."""
+        """The ledger version recorded for each id (``None``: never recorded); the next write
+        commits against the table as read here and raises ``CommitConflict`` if a concurrent
+        commit since then makes that unsafe."""
         ...
 
     def write(

@@ -97,7 +97,8 @@ def table_exists_sql(ref: TableRef, catalog: str = "delta") -> str:
     )
 
 
-def _run(cur: Cursor, sql: str) -> list[Any]:
+def run_statement(cur: Cursor, sql: str) -> list[Any]:
+    """The statement run to completion, and its rows (``lakehouse.hive`` uses it too)."""
     cur.execute(sql)
     return cur.fetchall()  # the trino client runs a statement to completion only when read
 
@@ -106,7 +107,7 @@ def ensure_schemas(
     cur: Cursor, settings: Settings, schemas: Sequence[str], catalog: str = "delta"
 ) -> list[str]:
     for schema in schemas:
-        _run(cur, create_schema_sql(settings, schema, catalog))
+        run_statement(cur, create_schema_sql(settings, schema, catalog))
     return list(schemas)
 
 
@@ -120,13 +121,13 @@ def ensure_registered(
     """
     if ref.format != "delta":
         raise TrinoError(f"{ref.qualified}: only Delta tables are registered (Iceberg uses REST)")
-    _run(cur, create_schema_sql(settings, ref.schema, catalog))
-    if _run(cur, table_exists_sql(ref, catalog))[0][0]:
+    run_statement(cur, create_schema_sql(settings, ref.schema, catalog))
+    if run_statement(cur, table_exists_sql(ref, catalog))[0][0]:
         if flush:
-            _run(cur, flush_cache_sql(ref, catalog))
+            run_statement(cur, flush_cache_sql(ref, catalog))
         return False
     try:
-        _run(cur, register_table_sql(settings, ref, catalog))
+        run_statement(cur, register_table_sql(settings, ref, catalog))
     except Exception as exc:
         if "already exists" not in str(exc).lower():
             raise

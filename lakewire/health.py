@@ -12,7 +12,6 @@ A part that cannot be reached says so under ``error`` instead of failing the who
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sqlite3
 import time
@@ -21,19 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-from nats.js.errors import NotFoundError
-
 from lakehouse.settings import Settings
 from storage_service.metrics import event_age_seconds
-from storage_service.stream import connect
+from storage_service.pipeline_state import graphql, sensor_cursor, stream_tail
 from storage_service.unrouted import load as load_unrouted
 
-SENSOR_NAME = "bucket_events"
 HOUR = 3600.0
-
-SENSOR_CURSOR_QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors {
-  name sensorState { typeSpecificData { ... on SensorData { lastCursor } } } } } } } }"""
 
 RUNS_QUERY = """query ($since: Float!) {
   queued: runsOrError(filter: {statuses: [QUEUED]}) { ... on Runs { count } }
@@ -91,43 +83,11 @@ def disk_health(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def _stream_tail(settings: Settings) -> int | None:
-    async with connect(settings, timeout=2.0) as nc:
-        try:
-            info = await nc.jetstream().stream_info(settings.stream_name)
-        except NotFoundError:  # no stream (yet): nothing has been published
-            return None
-        return int(info.state.last_seq)
-
-
-def _graphql(settings: Settings, query: str, variables: dict[str, Any] | None = None) -> Any:
-    resp = httpx.post(
-        f"{settings.dagster_url}/graphql",
-        json={"query": query, "variables": variables or {}},
-        timeout=3.0,
-    )
-    resp.raise_for_status()
-    body = resp.json()
-    if body.get("errors"):
-        raise ValueError(body["errors"][0].get("message", "GraphQL error"))
-    return body["data"]
-
-
-def sensor_cursor(settings: Settings) -> int | None:
-    data = _graphql(settings, SENSOR_CURSOR_QUERY)
-    for repo in data["repositoriesOrError"].get("nodes") or []:
-        for sensor in repo["sensors"]:
-            if sensor["name"] == SENSOR_NAME:
-                cursor = (sensor["sensorState"]["typeSpecificData"] or {}).get("lastCursor")
-                return int(cursor) if cursor else 0
-    return None
-
-
 def stream_health(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {"tail": None, "sensor_cursor": None, "lag": None}
     errors = []
     try:
-        out["tail"] = asyncio.run(_stream_tail(settings))
+        out["tail"] = stream_tail(settings)
     except Exception as exc:
         errors.append(f"NATS unreachable at {settings.effective_nats_url}: {exc or type(exc)}")
     try:
@@ -144,7 +104,7 @@ def stream_health(settings: Settings) -> dict[str, Any]:
 def runs_health(settings: Settings, now: float | None = None) -> dict[str, Any]:
     since = (now or time.time()) - HOUR
     try:
-        data = _graphql(settings, RUNS_QUERY, {"since": since})
+        data = graphql(settings, RUNS_QUERY, {"since": since})
         return {
             "queued": data["queued"]["count"],
             "failed_last_hour": data["failed"]["count"],

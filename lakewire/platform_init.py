@@ -8,7 +8,8 @@ Three steps, three compose services, because order matters:
   MinIO user and policy per service (never the root login outside this step), the default
   buckets, the landing bucket's notification rule, the Iceberg warehouse in Lakekeeper;
 - ``python -m lakewire.platform_init trino`` (``trino-init``): the Delta schemas in Trino
-  (``lakehouse/trino.py``).
+  (``lakehouse/trino.py``) and the hive catalog's declared external tables
+  (``lakehouse/hive.py``).
 
 Any step that fails stops the start with one clear line, because a platform whose landing
 bucket sends no events would only look healthy.
@@ -273,6 +274,8 @@ def setup(settings: Settings) -> None:
 
 
 def trino_schemas(settings: Settings) -> None:
+    from lakehouse.hive import HiveCatalog, HiveError, create_statements, ensure_trino_tables
+    from lakehouse.objectstore import open_object_store
     from lakehouse.trino import connect_trino, ensure_schemas
 
     if not settings.trino_url:
@@ -286,6 +289,35 @@ def trino_schemas(settings: Settings) -> None:
         timeout=settings.trino_init_timeout_seconds,
     )
     print(f"trino schemas ready: {', '.join(sorted(set(schemas)))}")
+    # The hive catalog's external tables (hive_tables.yaml): a bad declaration fails at once,
+    # not after the retries.
+    catalog = HiveCatalog(settings, open_object_store(settings))
+    try:
+        # trino-init holds no S3 login on the platform (no secrets folder): it cannot read a
+        # table's columns from its files, so they must be declared.
+        unread = [t.qualified for t in catalog.tables.values() if t.columns is None]
+        if unread and settings.storage_backend == "s3" and settings.s3_access_key is None:
+            raise InitError(
+                f"hive tables: declare the columns of {', '.join(unread)} in the hive tables "
+                "file (trino-init has no S3 login to read them from the files)"
+            )
+        creates = create_statements(catalog)
+    except HiveError as exc:
+        raise InitError(f"hive tables: {exc}") from exc
+    refused: list[HiveError] = []
+
+    def hive_tables() -> None:
+        try:
+            ensure_trino_tables(connect_trino(settings), catalog, creates)
+        except HiveError as exc:  # not Trino starting: retrying would not help
+            refused.append(exc)
+
+    if creates:
+        _retry("Trino hive tables", hive_tables, timeout=settings.trino_init_timeout_seconds)
+    if refused:
+        raise InitError(f"hive tables: {refused[0]}")
+    tables = [t.qualified for t in catalog.tables.values()]
+    print(f"trino hive tables ready: {', '.join(tables) or 'none declared'}")
 
 
 STEPS = ("stream", "setup", "trino")

@@ -358,7 +358,9 @@ def render_config(settings: Settings, svcs: list[Service]) -> str:
             f"priority={priority * 10}",
             "autostart=false",  # 'lakewire up' starts them in order, each once the last is ready
             "autorestart=unexpected",
-            "exitcodes=0",
+            # EX_CONFIG: the service refuses to start on its state or configuration (a damaged
+            # outbox); a restart cannot fix that, so it stays EXITED with its reason in the log.
+            f"exitcodes=0,{os.EX_CONFIG}",
             f"startsecs={svc.start_seconds}",
             f"startretries={START_RETRIES}",
             "stopsignal=TERM",

@@ -18,12 +18,16 @@ from storage_service.events import BucketEvent
 from storage_service.stream import read_after_sync
 
 Action = Literal["create", "remove"]
-# Set on a run when its drain has committed: the stream sequence it drained up to.
+# Set on a run when its drain has committed: the stream sequence it drained up to, and which
+# incarnation of the stream that sequence is in (its creation time).
 DRAINED_TAG = "lakewire/drained_to"
 # Set when a drain has read its tail, before it ingests: the stream sequence it will drain to.
 DRAINING_TAG = "lakewire/draining_to"
 # Set on every drain run when it is requested: the stream sequences of the events it was for.
 STREAM_SEQ_TAG = "lakewire/stream_seq"
+DRAINED_STREAM_TAG = "lakewire/drained_stream"
+# Set on a run when it is requested: the incarnation of the stream its sequences are in.
+STREAM_TAG = "lakewire/stream"
 Item = tuple[Action, BucketEvent]
 
 
@@ -96,6 +100,7 @@ class Backlog:
     items: list[Item]
     first_seq: int
     last_seq: int
+    stream_created: str = ""
 
 
 def stream_backlog(
@@ -109,15 +114,19 @@ def stream_backlog(
     cursor = max(from_seq - 1, 0)
     events: list[BucketEvent] = []
     tail: int | None = None
+    created = ""
     while True:
         batch = read_after_sync(
             settings, cursor, settings.sensor_max_events, settings.sensor_max_seconds
         )
         if tail is None:
-            tail = batch.stream_last_seq
+            tail, created = batch.stream_last_seq, batch.stream_created
+            if cursor > tail:  # the stream was recreated after this run was requested
+                from_seq = cursor = 0
+                continue
         events.extend(e for e in batch.events if (e.stream_seq or 0) <= tail)
         if batch.last_seq <= cursor or batch.last_seq >= tail:
             break
         cursor = batch.last_seq
     pending = pending_by_table(settings, routes, events).get((route_name, table), [])
-    return Backlog(pending, from_seq, tail or cursor)
+    return Backlog(pending, from_seq, tail or cursor, created)

@@ -28,6 +28,7 @@ from lakehouse.routes import RoutesError
 from lakehouse.settings import Settings
 from pipelines.requests import RunStorage, plan_runs
 from storage_service.events import BucketEvent, parse_message
+from storage_service.stream import created_of
 
 log = logging.getLogger("lakewire.dispatch")
 
@@ -46,13 +47,15 @@ class Dispatcher:
         self, settings: Settings, instance: DagsterInstance, client: DagsterGraphQLClient
     ) -> None:
         self._settings = settings
-        self._runs = RunStorage(instance)
+        self._instance = instance
         self._client = client
 
-    def dispatch(self, events: list[BucketEvent]) -> list[str]:
-        """Launch the runs these events need; returns the run ids launched."""
+    def dispatch(self, events: list[BucketEvent], stream_created: str = "") -> list[str]:
+        """Launch the runs these events need (their sequences are in the stream created at
+        ``stream_created``); returns the run ids launched."""
         try:
-            requests = plan_runs(self._settings, events, self._runs)
+            runs = RunStorage(self._instance, stream_created)
+            requests = plan_runs(self._settings, events, runs)
         except RoutesError as exc:  # the sensor's tick reports it; nothing is lost meanwhile
             log.error("routes: %s", exc)
             return []
@@ -88,7 +91,9 @@ async def consume(
     )
     try:
         js = nc.jetstream()
-        await js.stream_info(settings.stream_name)  # raises until platform init created it
+        # Raises until platform init created the stream; its creation time names this one.
+        info = await js.stream_info(settings.stream_name)
+        stream_created = created_of(info)
         sub = await js.subscribe(
             f"{settings.subject_prefix}.>",
             stream=settings.stream_name,
@@ -109,7 +114,7 @@ async def consume(
                 with contextlib.suppress(ValueError):  # the sensor logs malformed messages
                     events.extend(parse_message(msg.data, stream_seq=msg.metadata.sequence.stream))
             if events:
-                await asyncio.to_thread(dispatcher.dispatch, events)
+                await asyncio.to_thread(dispatcher.dispatch, events, stream_created)
     finally:
         with contextlib.suppress(Exception):
             await nc.close()

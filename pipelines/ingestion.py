@@ -12,7 +12,9 @@ batch is written again without it.
 from __future__ import annotations
 
 import hashlib
+import random
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from lakehouse.quarantine import QuarantineRecord, quarantine_object
 from lakehouse.routes import Route
 from lakehouse.settings import Settings
 from lakehouse.tables import (
+    CommitConflict,
     SourceVersion,
     TableRef,
     TableTarget,
@@ -93,6 +96,11 @@ def default_route(ref: TableRef) -> Route:
     )
 
 
+# Rounds a batch may lose to concurrent writers on one table before its run fails (and
+# Dagster's retry policy takes over).
+COMMIT_ATTEMPTS = 20
+
+
 def ingest_batch(
     settings: Settings,
     store: Store,
@@ -107,9 +115,31 @@ def ingest_batch(
     when the route's ``on_delete`` policy is ``delete_rows``.
 
     Safe to call any number of times with the same arguments: sources already in the table's
-    ledger are skipped, so a re-run, a duplicate event or a replayed stream adds no rows.
+    ledger are skipped, so a re-run, a duplicate event or a replayed stream adds no rows. So is
+    calling it from several processes at once: a commit that lost the race to another writer
+    (``CommitConflict``) is redone from the ledger, which by then may hold some of its objects.
     """
     route = route or default_route(ref)
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return _ingest_once(settings, store, ref, sources, run_id, route, removed)
+        except CommitConflict:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            # Jittered so the writers that lost this round do not collide again in lockstep.
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _ingest_once(
+    settings: Settings,
+    store: Store,
+    ref: TableRef,
+    sources: list[SourceVersion],
+    run_id: str,
+    route: Route,
+    removed: list[SourceVersion] | None,
+) -> IngestReport:
     target = open_target(settings, store, ref)
     reader = _reader(settings, route, target)
     report = IngestReport(table=ref.qualified, route=route.name)

@@ -35,7 +35,14 @@ from pipelines.assets import (
     route_metadata,
     trino_evaluation,
 )
-from pipelines.batches import DRAINED_TAG, DRAINING_TAG, Item, commits, stream_backlog
+from pipelines.batches import (
+    DRAINED_STREAM_TAG,
+    DRAINED_TAG,
+    DRAINING_TAG,
+    Item,
+    commits,
+    stream_backlog,
+)
 from pipelines.ingestion import IngestReport, ingest_batch, remove_sources
 from pipelines.reconcile import reconcile
 from pipelines.resources import LakewireResource
@@ -96,7 +103,10 @@ def ingest_objects(
         )
         items = _merge(named, backlog.items)
         # Launch paths request no run for what this one is about to take (pipelines/requests.py).
-        context.instance.add_run_tags(context.run_id, {DRAINING_TAG: str(backlog.last_seq)})
+        context.instance.add_run_tags(
+            context.run_id,
+            {DRAINING_TAG: str(backlog.last_seq), DRAINED_STREAM_TAG: backlog.stream_created},
+        )
     for part in commits(settings, items) or [[]]:
         _ingest_commit(context, settings, store, route, ref, part)
     if config.remove_from:
@@ -104,7 +114,10 @@ def ingest_objects(
     if config.drain_from_seq:
         # The sensor asks for no run for what this one drained, even ahead of its cursor.
         assert backlog is not None
-        context.instance.add_run_tags(context.run_id, {DRAINED_TAG: str(backlog.last_seq)})
+        context.instance.add_run_tags(
+            context.run_id,
+            {DRAINED_TAG: str(backlog.last_seq), DRAINED_STREAM_TAG: backlog.stream_created},
+        )
     records = quarantined_for(settings, store, {route.bucket})
     # Dagster's type of log_event's argument leaves out AssetCheckEvaluation, which it logs.
     context.log_event(check_evaluation(ref, records))  # type: ignore[arg-type]

@@ -6,22 +6,35 @@ tail as it is when the run starts. So events ask for nothing when their table ha
 has not read its tail yet (queued, starting, or started and still before its drain), or a run
 that read a tail at or past them (finished, or draining now). The run requested starts its
 drain just after the table's last *successful* drain, so whatever a failed run left behind is
-taken again (the ledger skips what did land). Dagster run keys dedupe only inside the sensor
-daemon; the run-storage check here is what keeps the two paths from queueing twice (a request
-from both in the same instant costs one extra run that finds nothing left, never a double row).
+taken again (the ledger skips what did land); before a table's first success, where its failed
+runs started. Drain marks count only in the stream they were read from (its creation time): a
+deleted and recreated stream numbers its events from 1 again. Dagster run keys dedupe only
+inside the sensor daemon; the run-storage check here is what keeps the two paths from queueing
+twice (a request from both in the same instant costs one extra run that finds nothing left,
+never a double row).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from dagster import DagsterInstance, DagsterRunStatus, RunRequest, RunsFilter
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunRequest, RunsFilter
 
 from lakehouse.routes import settings_routes
 from lakehouse.settings import Settings
-from pipelines.batches import DRAINED_TAG, DRAINING_TAG, STREAM_SEQ_TAG, Item, pending_by_table
+from pipelines.batches import (
+    DRAINED_STREAM_TAG,
+    DRAINED_TAG,
+    DRAINING_TAG,
+    STREAM_SEQ_TAG,
+    STREAM_TAG,
+    Item,
+    pending_by_table,
+)
 from storage_service.events import BucketEvent
 
 TABLE_TAG = "lakewire/table"
@@ -36,15 +49,22 @@ class TableRuns:
     """A table's runs as run storage has them now."""
 
     waiting: bool  # a drain run that has not read its tail yet
-    drained: int  # stream sequence the last successful drain reached
+    # Stream sequence the last successful drain reached (before any success: just before where
+    # the failed runs started; None: no run of the table in this stream).
+    drained: int | None
     covered: int  # the same, or further for a drain in progress
 
 
 class RunStorage:
-    """Reads a table's runs from the Dagster instance (the daemon's and the dispatcher's)."""
+    """Reads a table's runs from the Dagster instance (the daemon's and the dispatcher's), as
+    far as they concern the stream created at ``stream_created``."""
 
-    def __init__(self, instance: DagsterInstance) -> None:
+    def __init__(self, instance: DagsterInstance, stream_created: str = "") -> None:
         self._instance = instance
+        self.stream_created = stream_created
+
+    def _ours(self, run: DagsterRun) -> bool:
+        return run.tags.get(DRAINED_STREAM_TAG, "") == self.stream_created
 
     def table_runs(self, table: str) -> TableRuns:
         by_tag = {TABLE_TAG: table}
@@ -68,22 +88,45 @@ class RunStorage:
         draining = 0
         for run in started:
             if DRAINING_TAG in run.tags:
-                draining = max(draining, int(run.tags[DRAINING_TAG]))
+                if self._ours(run):
+                    draining = max(draining, int(run.tags[DRAINING_TAG]))
             elif STREAM_SEQ_TAG in run.tags:  # a drain run about to read the tail
                 waiting = True
         succeeded = self._instance.get_runs(
             filters=RunsFilter(tags=by_tag, statuses=[DagsterRunStatus.SUCCESS]),
             limit=RECENT_RUNS,
         )
-        drained = max((int(r.tags.get(DRAINED_TAG, 0)) for r in succeeded), default=0)
-        return TableRuns(waiting=waiting, drained=drained, covered=max(drained, draining))
+        marks = [int(r.tags.get(DRAINED_TAG, 0)) for r in succeeded if self._ours(r)]
+        drained = max(marks) if marks else self._failed_start(table)
+        return TableRuns(waiting=waiting, drained=drained, covered=max(drained or 0, draining))
+
+    def _failed_start(self, table: str) -> int | None:
+        """Just before where the table's failed runs began, while none has succeeded: the first
+        run killed mid-run leaves no drain mark, and its objects must not wait for the reconcile
+        schedule (the fault suite found them doing so)."""
+        failed = self._instance.get_runs(
+            filters=RunsFilter(
+                tags={TABLE_TAG: table, STREAM_TAG: self.stream_created},
+                statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
+            ),
+            limit=20,
+        )
+        starts = [_drain_from(r.run_config) for r in failed]
+        return min(starts) - 1 if starts else None
+
+
+def _drain_from(run_config: Mapping[str, Any]) -> int:
+    config = run_config.get("ops", {}).get("ingest_objects", {}).get("config", {})
+    return int(config.get("drain_from_seq") or 1)
 
 
 class NoRuns:
     """Run storage with no runs (tests of the planning alone)."""
 
+    stream_created = ""
+
     def table_runs(self, table: str) -> TableRuns:
-        return TableRuns(waiting=False, drained=0, covered=0)
+        return TableRuns(waiting=False, drained=None, covered=0)
 
 
 def plan_runs(
@@ -98,15 +141,24 @@ def plan_runs(
         items = [item for item in items if (item[1].stream_seq or 0) > state.covered]
         if not items or state.waiting:
             continue
-        first = state.drained + 1 if state.drained else min(e.stream_seq or 0 for _, e in items)
+        first = (
+            state.drained + 1
+            if state.drained is not None
+            else min(e.stream_seq or 0 for _, e in items)
+        )
         owners = {by_name[route_name].tenant_of(e.key) for _, e in items}
         tenant = owners.pop() if len(owners) == 1 else None
-        requests.append(run_request(route_name, table, items, first, tenant))
+        requests.append(run_request(route_name, table, items, first, runs.stream_created, tenant))
     return requests
 
 
 def run_request(
-    route_name: str, table: str, items: list[Item], first_seq: int, tenant: str | None = None
+    route_name: str,
+    table: str,
+    items: list[Item],
+    first_seq: int,
+    stream_created: str = "",
+    tenant: str | None = None,
 ) -> RunRequest:
     """The run for a table's drain from ``first_seq``; its tags name the objects seen so far
     (the UI's run list), the run's own metadata names what it actually ingested. ``tenant``:
@@ -131,6 +183,7 @@ def run_request(
             "lakewire/route": route_name,
             "lakewire/objects": str(len(items)),
             STREAM_SEQ_TAG: f"{min(seqs)}-{max(seqs)}",
+            STREAM_TAG: stream_created,
             "lakewire/first_object": f"{items[0][1].bucket}/{items[0][1].key}"[:200],
             "lakewire/sources": keys if len(keys) <= 1000 else keys[:997] + "...",
             **owner,

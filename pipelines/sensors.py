@@ -27,7 +27,7 @@ from pipelines.jobs import ingest_job
 from pipelines.requests import RunStorage, plan_runs
 from pipelines.resources import LakewireResource
 from storage_service.events import BucketEvent
-from storage_service.stream import read_after_sync
+from storage_service.stream import format_cursor, parse_cursor, read_after_sync
 
 
 def leave_fresh_to_dispatcher(
@@ -57,16 +57,19 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
         context: SensorEvaluationContext, lakewire: LakewireResource
     ) -> SensorResult | SkipReason:
         settings = lakewire.settings()
-        cursor = int(context.cursor or 0)
+        cursor, stream_created = parse_cursor(context.cursor)
         batch = read_after_sync(
             settings, cursor, settings.sensor_max_events, settings.sensor_max_seconds
         )
-        if batch.stream_last_seq < cursor:
-            # The stream was recreated (its sequence restarted below our cursor): read it from
-            # the start; run keys and the ledger make anything already ingested a no-op.
+        if batch.stream_last_seq < cursor or (
+            stream_created and batch.stream_created and batch.stream_created != stream_created
+        ):
+            # The stream was recreated (a new creation time; its sequence restarted): read it
+            # from the start; run keys and the ledger make anything already ingested a no-op.
             context.log.warning(
-                f"stream tail {batch.stream_last_seq} is behind cursor {cursor}: "
-                "the stream was recreated; reading it from the start"
+                f"stream created {batch.stream_created or '?'} (tail {batch.stream_last_seq}) "
+                f"is not the one of cursor {context.cursor}: the stream was recreated; "
+                "reading it from the start"
             )
             cursor = 0
             batch = read_after_sync(
@@ -81,7 +84,7 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
         )
         if new_cursor == cursor:
             return SkipReason(f"events after {cursor} are fresh: the dispatcher launches them")
-        requests = plan_runs(settings, events, RunStorage(context.instance))
+        requests = plan_runs(settings, events, RunStorage(context.instance, batch.stream_created))
         if lost := unrouted(settings, settings_routes(settings), events):
             context.log.warning(
                 f"{len(lost)} objects match no route, so no table gets them "
@@ -97,6 +100,8 @@ def build_event_sensor(interval_seconds: int) -> SensorDefinition:
             f"stream {cursor + 1}..{new_cursor} (tail {batch.stream_last_seq}): "
             f"{len(events)} events -> {len(requests)} runs"
         )
-        return SensorResult(run_requests=requests, cursor=str(new_cursor))
+        return SensorResult(
+            run_requests=requests, cursor=format_cursor(new_cursor, batch.stream_created)
+        )
 
     return bucket_events

@@ -60,6 +60,7 @@ class Summary(BaseModel):
     total_buckets: int
     status: Literal["CONNECTED", "DISCONNECTED"]
     backend: str
+    reason: str | None = None  # why DISCONNECTED: the store or NATS, and what they said
 
 
 class EncryptionView(BaseModel):
@@ -189,11 +190,23 @@ def _scoped(rt: Runtime, who: Principal, name: str, view: dict[str, Any]) -> dic
 
 @router.get("/summary")
 def summary(rt: Runtime, who: Caller) -> Summary:
-    """A backend that cannot be reached is reported as DISCONNECTED, never as an error."""
+    """A backend or NATS that cannot be reached is reported as DISCONNECTED with the reason,
+    never as an error: writes still succeed while NATS is away (their events wait in the
+    outbox), but nothing is ingested until it is back, and the page says so."""
     try:
         buckets = _user_buckets(rt, who)
-    except Exception:
-        return Summary(total_buckets=0, status="DISCONNECTED", backend=rt.store.kind)
+    except Exception as exc:
+        reason = f"storage backend unreachable: {exc or type(exc).__name__}"
+        return Summary(total_buckets=0, status="DISCONNECTED", backend=rt.store.kind, reason=reason)
+    nats_error = rt.outbox.nats_error
+    if nats_error is not None:
+        waiting = rt.outbox.count()
+        return Summary(
+            total_buckets=len(buckets),
+            status="DISCONNECTED",
+            backend=rt.store.kind,
+            reason=f"{nats_error}; {waiting} events waiting in the outbox",
+        )
     return Summary(total_buckets=len(buckets), status="CONNECTED", backend=rt.store.kind)
 
 

@@ -25,8 +25,10 @@ import io
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
@@ -37,7 +39,7 @@ from pydantic import BaseModel, Field
 from lakehouse.audit_table import names_audit_table
 from lakehouse.query import Engine, EngineName, engine_name, open_engine
 from lakehouse.settings import Settings
-from lakehouse.sql import SqlEngine, TableNotFound
+from lakehouse.sql import CATALOGS, SqlEngine, TableNotFound
 from lakehouse.sql_guard import SqlError, SqlRefused
 from lakehouse.sql_scope import filter_result, scope_statement
 from storage_service.access import Caller, Runtime, principal
@@ -306,6 +308,9 @@ class CatalogSchema(BaseModel):
 class CatalogNode(BaseModel):
     name: str
     schemas: list[CatalogSchema]
+    error: str | None = Field(
+        default=None, description="Why the catalog could not be listed (a bad hive_tables.yaml)."
+    )
 
 
 class CatalogTree(BaseModel):
@@ -334,23 +339,31 @@ def _catalog_tree(settings: Settings, store: Any) -> CatalogTree:
             return CatalogTree(
                 engine=name,
                 lake_bucket=settings.lake_bucket,
-                catalogs=[_embedded_catalog(engine, c) for c in CATALOGS],
+                catalogs=[_listed(partial(_embedded_catalog, engine, c), c) for c in CATALOGS],
             )
-        nodes = []
-        for catalog in CATALOGS:
-            rows = engine.arrow(
-                "SELECT table_schema, table_name, column_name, data_type "
-                f"FROM {catalog}.information_schema.columns "
-                "WHERE table_schema <> 'information_schema' "
-                "ORDER BY table_schema, table_name, ordinal_position"
-            ).to_pylist()
-            nodes.append(_tree_from_rows(catalog, rows))
+        nodes = [_listed(partial(_trino_catalog, engine, c), c) for c in CATALOGS]
         return CatalogTree(engine=name, lake_bucket=settings.lake_bucket, catalogs=nodes)
     finally:
         engine.close()
 
 
-CATALOGS = ("delta", "iceberg")
+def _listed(listing: Callable[[], CatalogNode], catalog: str) -> CatalogNode:
+    """One catalog's node; a catalog that cannot be listed says why instead of failing the
+    tree (a bad hive declaration must not hide the Delta and Iceberg tables)."""
+    try:
+        return listing()
+    except SqlError as exc:
+        return CatalogNode(name=catalog, schemas=[], error=exc.message)
+
+
+def _trino_catalog(engine: Engine, catalog: str) -> CatalogNode:
+    rows = engine.arrow(
+        "SELECT table_schema, table_name, column_name, data_type "
+        f"FROM {catalog}.information_schema.columns "
+        "WHERE table_schema <> 'information_schema' "
+        "ORDER BY table_schema, table_name, ordinal_position"
+    ).to_pylist()
+    return _tree_from_rows(catalog, rows)
 
 
 def _embedded_catalog(engine: SqlEngine, catalog: str) -> CatalogNode:

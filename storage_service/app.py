@@ -30,6 +30,7 @@ from storage_service.api_tenants import router as tenants_router
 from storage_service.audit import AuditLog, AuditMiddleware
 from storage_service.authz import Denied
 from storage_service.gate import BucketBusy
+from storage_service.logs import RequestLogMiddleware
 from storage_service.metrics import MetricsMiddleware, ServiceMetrics
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.audit = AuditLog(audit_path(settings))
     app.add_middleware(AuditMiddleware, audit=app.state.audit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLogMiddleware)  # outermost: the id covers the whole request
 
     @app.exception_handler(Denied)
     async def denied(request: Request, exc: Denied) -> JSONResponse:

@@ -6,10 +6,15 @@ are found at start), and bucket statistics are answered from it without listing 
 
 from __future__ import annotations
 
-import sqlite3
+import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+from storage_service.statedb import StateFileCorrupt, move_aside, open_state_db
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,9 +33,15 @@ class BucketStats:
 
 class ObjectIndex:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db = open_state_db(path)
+        except StateFileCorrupt as exc:
+            # Derived from the folders: start empty, and the watcher's start-up scan announces
+            # every object again (same sequencer, so JetStream drops the repeats in its window
+            # and the ledger the rest); changes made while the service was down are found too.
+            aside = move_aside(path, datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ"))
+            log.warning("%s; moved to %s and rebuilding from the bucket folders", exc, aside)
+            self._db = open_state_db(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS objects (bucket TEXT NOT NULL, key TEXT NOT NULL,"
             " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, etag TEXT NOT NULL,"

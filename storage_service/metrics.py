@@ -26,6 +26,9 @@ from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lakehouse.settings import Settings
+from storage_service.pipeline_state import run_counts_by_table, sensor_cursor, stream_tail
+
 if TYPE_CHECKING:
     from storage_service.runtime import ServiceRuntime
 
@@ -67,18 +70,20 @@ class ServiceMetrics:
             ["route"],
             registry=r,
         )
-        self._runtime: RuntimeCollector | None = None
+        self._collectors: list[Collector] = []
 
     def bind(self, rt: ServiceRuntime) -> None:
-        """Export the runtime's state (outbox, publisher, index) from now on."""
+        """Export the runtime's state (outbox, publisher, index) and the ingestion side's
+        (sensor lag, run outcomes per table) from now on."""
         self.unbind()
-        self._runtime = RuntimeCollector(rt)
-        self.registry.register(self._runtime)
+        self._collectors = [RuntimeCollector(rt), PipelineCollector(rt.settings)]
+        for collector in self._collectors:
+            self.registry.register(collector)
 
     def unbind(self) -> None:
-        if self._runtime is not None:
-            self.registry.unregister(self._runtime)
-            self._runtime = None
+        for collector in self._collectors:
+            self.registry.unregister(collector)
+        self._collectors = []
 
 
 def flat_routes(routes: Iterable[BaseRoute]) -> list[Any]:
@@ -216,3 +221,61 @@ class RuntimeCollector(Collector):
             log.debug("metrics: index unreadable: %s", exc)
         yield objects
         yield size
+
+
+class PipelineCollector(Collector):
+    """The ingestion side, asked at scrape time with short timeouts: the event sensor's
+    consumer lag (stream tail minus its cursor) and the finished ingestion runs per table and
+    outcome. ``lakewire_pipeline_up`` says whether Dagster and NATS answered; what did not
+    answer is left out rather than exported as zero."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "lakewire_pipeline_up",
+            "Whether the part answered this scrape (1) or not (0).",
+            labels=["part"],
+        )
+        tail = cursor = None
+        try:
+            tail = stream_tail(self.settings)
+            up.add_metric(["nats"], 1)
+        except Exception as exc:
+            log.debug("metrics: NATS unreachable: %s", exc)
+            up.add_metric(["nats"], 0)
+        counts: dict[tuple[str, str], int] | None = None
+        try:
+            cursor = sensor_cursor(self.settings, timeout=2.0)
+            counts = run_counts_by_table(self.settings, timeout=2.0)
+            up.add_metric(["dagster"], 1)
+        except Exception as exc:
+            log.debug("metrics: Dagster unreachable: %s", exc)
+            up.add_metric(["dagster"], 0)
+        yield up
+        if cursor is not None:
+            yield GaugeMetricFamily(
+                "lakewire_sensor_cursor",
+                "Stream sequence the ingestion sensor has read up to.",
+                value=cursor,
+            )
+        if tail is not None:
+            yield GaugeMetricFamily(
+                "lakewire_stream_tail", "The event stream's last sequence.", value=tail
+            )
+        if tail is not None and cursor is not None:
+            yield GaugeMetricFamily(
+                "lakewire_sensor_lag_events",
+                "Events in the stream the ingestion sensor has not read yet (tail - cursor).",
+                value=max(0, tail - cursor),
+            )
+        if counts is not None:
+            runs = CounterMetricFamily(
+                "lakewire_ingestion_runs",
+                "Finished ingestion runs, by target table and outcome (Dagster run status).",
+                labels=["table", "status"],
+            )
+            for (table, status), n in sorted(counts.items()):
+                runs.add_metric([table, status], n)
+            yield runs

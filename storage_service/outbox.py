@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
 from pathlib import Path
 
 from lakehouse.settings import Settings
 from storage_service.events import BucketEvent
+from storage_service.statedb import StateFileCorrupt, open_state_db
 from storage_service.stream import connect, ensure_stream, subject_for
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,22 @@ log = logging.getLogger(__name__)
 
 class Outbox:
     published = failures = stream_seq = 0  # the publisher's counts, for /metrics
+    # Why the publisher cannot reach JetStream right now (None: connected, or not tried yet),
+    # for the page's summary bar.
+    nats_error: str | None = None
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db = open_state_db(path)
+        except StateFileCorrupt as exc:
+            # It may hold events JetStream never took: refuse, never start on an empty one.
+            raise StateFileCorrupt(
+                path,
+                f"{exc.detail}. It may hold bucket events not yet in JetStream, so the storage "
+                "service will not start on it. Move it aside (keep it for inspection), start "
+                "the service again, then run `lakewire reconcile --grace 0`: it re-emits an "
+                "event for every landed object no table has ingested.",
+            ) from exc
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -81,6 +92,7 @@ async def run_publisher(settings: Settings, outbox: Outbox, stop: asyncio.Event)
                 await ensure_stream(nc, settings)
                 js = nc.jetstream()
                 backoff = 0.2
+                outbox.nats_error = None
                 log.info("publisher connected to %s", settings.effective_nats_url)
                 while not stop.is_set():
                     rows = outbox.pending()
@@ -102,6 +114,9 @@ async def run_publisher(settings: Settings, outbox: Outbox, stop: asyncio.Event)
                     outbox.published += len(rows)
         except Exception as exc:  # NATS down, stream gone, timeouts: keep the events and retry.
             outbox.failures += 1
+            outbox.nats_error = (
+                f"NATS unreachable at {settings.effective_nats_url}: {exc or type(exc).__name__}"
+            )
             log.warning("publisher: %s; %d events kept in the outbox", exc, outbox.count())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)

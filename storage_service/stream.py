@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client
-from nats.js.api import DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import DeliverPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
 from lakehouse.settings import Settings
@@ -78,6 +78,25 @@ class StreamBatch:
     malformed: list[int]  # stream sequences that were not bucket notifications
     last_seq: int  # highest sequence read (the next cursor)
     stream_last_seq: int  # the stream's tail when we looked
+    # When the stream was created: a deleted and recreated stream restarts its sequence at 1,
+    # so a sequence means something only together with this ("" when there is no stream).
+    stream_created: str = ""
+
+
+def created_of(info: StreamInfo) -> str:
+    """The stream's creation time: what tells one incarnation of it from the next."""
+    return info.created.isoformat() if info.created else ""
+
+
+def format_cursor(seq: int, stream_created: str) -> str:
+    """A reader's position: a sequence in one incarnation of the stream."""
+    return f"{seq}@{stream_created}" if stream_created else str(seq)
+
+
+def parse_cursor(cursor: str | None) -> tuple[int, str]:
+    """``(sequence, stream created)`` from ``format_cursor``'s text (or a bare sequence)."""
+    seq, _, created = (cursor or "0").partition("@")
+    return int(seq or 0), created
 
 
 async def read_after(
@@ -94,8 +113,9 @@ async def read_after(
             return StreamBatch([], [], cursor, 0)
         tail = info.state.last_seq
         first = info.state.first_seq
+        created = created_of(info)
         if tail <= cursor:
-            return StreamBatch([], [], cursor, tail)
+            return StreamBatch([], [], cursor, tail, created)
         start = max(cursor + 1, first)
         sub = await js.pull_subscribe(
             f"{settings.subject_prefix}.>",
@@ -126,7 +146,7 @@ async def read_after(
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        return StreamBatch(events, malformed, last, tail)
+        return StreamBatch(events, malformed, last, tail, created)
 
 
 def _ephemeral_config(start_seq: int):  # type: ignore[no-untyped-def]

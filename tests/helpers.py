@@ -155,7 +155,7 @@ class Platform:
             [str(BIN / "supervisorctl"), "-c", str(conf), *args],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=90,
         )
         return proc.stdout + proc.stderr
 

@@ -198,3 +198,21 @@ def test_outbox_depth_age_and_failures_while_nats_is_away(tmp_path: Path) -> Non
     assert value(samples, "lakewire_events_published_total") == 0
     assert value(later, "lakewire_outbox_oldest_age_seconds") >= 1.0
     assert value(later, "lakewire_stream_last_seq") == 0
+
+
+def test_the_ingestion_side_is_reported_down_not_as_zero_when_dagster_is_away(
+    tmp_path: Path, nats: NatsServer
+) -> None:
+    """No Dagster on its port: ``lakewire_pipeline_up{part="dagster"}`` is 0 and there is no
+    lag or run count to mistake for "all caught up"; the stream's tail is still there."""
+    settings = local_settings(tmp_path, nats, dagster_port=free_port())
+    with Service(settings) as svc:
+        svc.client.put("/api/buckets/landing/objects/a/x.csv", content=b"id\n1\n")
+        wait_for(lambda: svc.runtime.outbox.published >= 1, 30, "the event published", 0.05)
+        samples = parse(svc.client.get("/metrics").text)
+    assert value(samples, "lakewire_pipeline_up", part="dagster") == 0
+    assert value(samples, "lakewire_pipeline_up", part="nats") == 1
+    assert value(samples, "lakewire_stream_tail") >= 1
+    names = {name for name, _ in samples}
+    assert "lakewire_sensor_lag_events" not in names
+    assert "lakewire_ingestion_runs_total" not in names

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, instance_for_test
 
-from pipelines.batches import DRAINED_TAG, DRAINING_TAG, STREAM_SEQ_TAG
+from pipelines.batches import (
+    DRAINED_STREAM_TAG,
+    DRAINED_TAG,
+    DRAINING_TAG,
+    STREAM_SEQ_TAG,
+    STREAM_TAG,
+)
 from pipelines.requests import TABLE_TAG, RunStorage, plan_runs
 from pipelines.sensors import leave_fresh_to_dispatcher
 from storage_service.events import OBJECT_CREATED_PUT, BucketEvent
@@ -104,6 +110,37 @@ def test_a_failed_drain_covers_nothing(env: Any) -> None:
     _run(instance, DagsterRunStatus.SUCCESS, **{DRAINED_TAG: "2"})
     _run(instance, DagsterRunStatus.FAILURE, **{DRAINING_TAG: "6", DRAINED_TAG: "6"})
     assert _drain_from(plan_runs(settings, [_event(5)], RunStorage(instance))) == [(TABLE, 3)]
+
+
+def test_drain_marks_count_only_in_the_stream_they_were_read_from(env: Any) -> None:
+    """After the stream is deleted and recreated, its events are numbered from 1 again: the old
+    stream's marks must not hide them (the fault suite found them hidden)."""
+    settings, instance = env
+    _run(instance, DagsterRunStatus.SUCCESS, **{DRAINED_TAG: "40", DRAINED_STREAM_TAG: "old"})
+    _run(instance, DagsterRunStatus.STARTED, **{DRAINING_TAG: "50", DRAINED_STREAM_TAG: "old"})
+    assert plan_runs(settings, [_event(3)], RunStorage(instance, "old")) == []
+    new = plan_runs(settings, [_event(3)], RunStorage(instance, "new"))
+    assert _drain_from(new) == [(TABLE, 3)] and new[0].tags[STREAM_TAG] == "new"
+
+
+def test_before_a_tables_first_success_its_next_run_starts_where_the_failed_ones_did(
+    env: Any,
+) -> None:
+    """A table's first run killed mid-run leaves no drain mark: the next run must go back for
+    its objects instead of starting at its own events (the fault suite found them lost to the
+    reconcile schedule)."""
+    settings, instance = env
+    config = {"ops": {"ingest_objects": {"config": {"drain_from_seq": 2}}}}
+    instance.add_run(
+        DagsterRun(
+            job_name="ingest_job",
+            run_id=str(uuid.uuid4()),
+            status=DagsterRunStatus.FAILURE,
+            run_config=config,
+            tags={TABLE_TAG: TABLE, STREAM_SEQ_TAG: "2-4", STREAM_TAG: ""},
+        )
+    )
+    assert _drain_from(plan_runs(settings, [_event(9)], RunStorage(instance))) == [(TABLE, 2)]
 
 
 def test_the_sensor_leaves_fresh_events_to_the_dispatcher_and_keeps_its_cursor_before_them() -> (

@@ -25,7 +25,7 @@ from pipelines.jobs import ingest_job
 from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
 from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
-from storage_service.stream import publish_events
+from storage_service.stream import parse_cursor, publish_events
 from tests.helpers import csv_bytes, land
 
 ROUTES = """
@@ -91,7 +91,7 @@ def test_tick_groups_by_route_and_table_caps_batches_and_keys_runs(env: Any, mon
     publish(settings, [event(web[0], name=OBJECT_REMOVED_DELETE)])  # policy: ignore
 
     result = tick(instance, None)
-    assert result.cursor == "30"
+    assert seq(result.cursor) == 30
     tables = sorted(r.tags["lakewire/table"] for r in result.run_requests)
     assert tables == ["delta.default.shop", "delta.default.web"]
 
@@ -137,7 +137,7 @@ def test_a_table_with_a_queued_run_gets_no_second_one_and_the_run_drains_to_the_
     later = [land(store, "landing", f"shop/b{i}.csv", csv_bytes(1, start=10 + i)) for i in range(4)]
     publish(settings, [event(s) for s in later])
     two = tick(instance, one.cursor)
-    assert two.cursor == "7" and two.run_requests == []  # the waiting run will take them
+    assert seq(two.cursor) == 7 and two.run_requests == []  # the waiting run will take them
     # When the queued run starts it takes everything up to the stream's tail.
     (done,) = run_all(instance, one)
     assert done.success
@@ -152,7 +152,7 @@ def test_duplicate_event_reset_cursor_and_rerun_never_double_rows(env: Any) -> N
     publish(settings, [event(srcs[1])], "/again")  # a real second copy in the stream
 
     first = tick(instance, None)
-    assert first.cursor == "6"
+    assert seq(first.cursor) == 6
     assert all(r.success for r in run_all(instance, first))
     ref = TableRef("delta", "default", "shop")
     assert open_target(settings, store, ref).row_count() == 50
@@ -259,7 +259,7 @@ def test_invalid_routes_file_fails_the_tick_and_keeps_the_cursor(env: Any) -> No
     defs = build_definitions(settings)
     assert defs.resolve_job_def("ingest_job") is not None
     settings.routes_file.write_text(ROUTES)
-    assert tick(instance, None).cursor == "1"
+    assert seq(tick(instance, None).cursor) == 1
 
 
 def test_cursor_beyond_a_recreated_stream_starts_over(env: Any) -> None:
@@ -267,7 +267,7 @@ def test_cursor_beyond_a_recreated_stream_starts_over(env: Any) -> None:
     src = land(store, "landing", "shop/a.csv", csv_bytes(2))
     publish(settings, [event(src)])
     result = tick(instance, "1000")  # a cursor from before the stream was recreated
-    assert result.cursor == "1" and len(result.run_requests) == 1
+    assert seq(result.cursor) == 1 and len(result.run_requests) == 1
 
 
 def test_trino_that_cannot_see_a_table_fails_its_check_not_the_ingestion(
@@ -305,11 +305,66 @@ def test_events_a_run_drained_ahead_of_the_cursor_ask_for_no_second_run(env: Any
     assert done.success
     assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 5
     two = tick(instance, one.cursor)
-    assert two.cursor == "5" and two.run_requests == []  # nothing left that no run took
+    assert seq(two.cursor) == 5 and two.run_requests == []  # nothing left that no run took
     # A new object after that is asked for as usual.
     publish(settings, [event(land(store, "landing", "shop/n.csv", csv_bytes(1, start=99)))])
     three = tick(instance, two.cursor)
     assert [r.tags["lakewire/table"] for r in three.run_requests] == ["delta.default.shop"]
+
+
+def seq(cursor: str | None) -> int:
+    return parse_cursor(cursor)[0]
+
+
+async def _delete_stream(settings: Settings) -> None:
+    import nats
+
+    nc = await nats.connect(settings.effective_nats_url)
+    try:
+        await nc.jetstream().delete_stream(settings.stream_name)
+    finally:
+        await nc.close()
+
+
+def test_a_recreated_stream_is_read_whatever_the_old_streams_runs_drained(env: Any) -> None:
+    """A drain mark is a sequence in one incarnation of the stream: after the stream is
+    deleted and recreated, new events numbered below an old mark still get their run (the
+    fault suite found them ignored until the new stream outgrew the old marks)."""
+    settings, store, instance = env
+    old = [land(store, "landing", f"shop/o{i}.csv", csv_bytes(1, start=i)) for i in range(4)]
+    publish(settings, [event(s) for s in old])
+    one = tick(instance, None)
+    assert all(r.success for r in run_all(instance, one))  # drained to 4 in the old stream
+    asyncio.run(_delete_stream(settings))
+    new = land(store, "landing", "shop/new.csv", csv_bytes(1, start=50))
+    publish(settings, [event(new)])  # sequence 1 of the new stream
+    two = tick(instance, one.cursor)
+    assert [r.tags["lakewire/table"] for r in two.run_requests] == ["delta.default.shop"]
+    assert all(r.success for r in run_all(instance, two))
+    assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 5
+
+
+def test_objects_of_a_tables_failed_first_run_are_taken_by_its_next_run(env: Any) -> None:
+    """No run of the table ever succeeded, so there is no drain mark to start after: the next
+    run starts where the failed one did (the fault suite's killed first run lost its objects
+    to the next runs, which started at their own events)."""
+    settings, store, instance = env
+    a, b = (
+        land(store, "landing", f"shop/{n}.csv", csv_bytes(2, start=i * 2))
+        for i, n in enumerate("ab")
+    )
+    publish(settings, [event(a)])
+    one = tick(instance, None)
+    good = settings.routes_file.read_text()
+    settings.routes_file.write_text("routes: [")  # the run fails before it commits
+    assert not run_all(instance, one)[0].success
+    settings.routes_file.write_text(good)
+    publish(settings, [event(b)])
+    two = tick(instance, one.cursor)
+    (request,) = two.run_requests
+    assert request.run_config["ops"]["ingest_objects"]["config"]["drain_from_seq"] == 1
+    assert all(r.success for r in run_all(instance, two))
+    assert open_target(settings, store, TableRef.parse("delta.default.shop")).row_count() == 4
 
 
 def test_objects_of_a_failed_run_are_taken_by_the_next_run_of_the_table(env: Any) -> None:

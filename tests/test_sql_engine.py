@@ -100,7 +100,7 @@ def test_catalog_inspection(lake: Any) -> None:
     settings, store = lake
     engine = SqlEngine(settings, store)
     try:
-        assert engine.query("SHOW CATALOGS").rows == [("delta",), ("iceberg",)]
+        assert engine.query("SHOW CATALOGS").rows == [("delta",), ("iceberg",), ("hive",)]
         assert ("sales",) in engine.query("SHOW SCHEMAS FROM iceberg").rows
         assert engine.query("SHOW TABLES FROM delta.sales").rows == [("orders",)]
         cols = engine.query("DESCRIBE iceberg.sales.orders").rows

@@ -585,3 +585,26 @@ def test_deleting_a_versioned_bucket_removes_every_version_on_s3_seaweedfs(
         assert c.get("/api/buckets/kept").status_code == 404
         names = [b["Name"] for b in seaweed_s3.client().list_buckets()["Buckets"]]
         assert "kept" not in names
+
+
+def test_summary_says_disconnected_and_why_while_nats_is_away(
+    tmp_path: Path, nats: NatsServer
+) -> None:
+    """Writes still succeed with NATS down (the outbox keeps their events), but the summary bar
+    says DISCONNECTED with the reason until the publisher is connected again."""
+    with Service(local_settings(tmp_path, nats)) as svc:
+        c = svc.client
+
+        def status() -> dict[str, Any]:
+            return c.get("/api/summary").json()
+
+        assert status()["status"] == "CONNECTED"
+        nats.stop()
+        assert c.put("/api/buckets/landing/objects/w/a.csv", content=b"id\n1\n").status_code == 201
+        down = wait_for(
+            lambda: (s := status())["status"] == "DISCONNECTED" and s, 30, "DISCONNECTED"
+        )
+        assert "NATS unreachable" in down["reason"] and "waiting in the outbox" in down["reason"]
+        nats.start()
+        up = wait_for(lambda: (s := status())["status"] == "CONNECTED" and s, 30, "CONNECTED")
+        assert up["reason"] is None

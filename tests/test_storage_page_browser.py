@@ -274,6 +274,8 @@ def test_bucket_settings_lifecycle_rules_from_templates(
         "href", "/static/lifecycle.html#bucket=results"
     )
     for rule_id in ("expire-temp", "warm-after-90-days"):
-        page.locator(f'#lifecycle-rules tr[data-lifecycle-rule="{rule_id}"] button.remove').click()
+        rule_row = page.locator(f'#lifecycle-rules tr[data-lifecycle-rule="{rule_id}"]')
+        rule_row.locator("button.remove").click()
+        expect(rule_row).to_have_count(0)  # saved and re-listed before the next click
     expect(rules).to_contain_text("No rules")
     assert running.api.get("/api/buckets/results/lifecycle").status_code == 404

@@ -169,7 +169,8 @@ async function refreshBuckets() {
   ]);
   $("total-buckets").textContent = summary.total_buckets;
   const status = $("status");
-  status.textContent = summary.status;
+  status.textContent = summary.reason ? `${summary.status}: ${summary.reason}` : summary.status;
+  status.title = summary.reason || "";
   status.className = `status ${summary.status.toLowerCase()}`;
   $("backend").textContent = summary.backend === "s3" ? "S3" : "Local disk";
   state.buckets = buckets;
@@ -595,13 +596,19 @@ async function loadLifecycle() {
   });
 }
 
+let lifecycleSaving = false;
+
 async function saveLifecycle(rules) {
+  // One change at a time: a second click before the list is re-read would act on the old one.
+  if (lifecycleSaving) return;
+  lifecycleSaving = true;
   $("settings-error").textContent = "";
   const path = `/api/buckets/${enc(state.bucket)}/lifecycle`;
   try {
     await (rules.length ? api("PUT", path, { Rules: rules }) : api("DELETE", path));
     await loadLifecycle();
   } catch (e) { $("settings-error").textContent = e.message; }
+  finally { lifecycleSaving = false; }
 }
 
 $("lifecycle-add-expire").addEventListener("click", () =>

@@ -71,6 +71,8 @@ async function loadCatalog() {
     for (const cat of data.catalogs) {
       const catEl = el("details", { open: true, "data-catalog": cat.name });
       catEl.append(el("summary", {}, cat.name));
+      // A catalog that could not be listed (a bad hive_tables.yaml) says why; the others load.
+      if (cat.error) catEl.append(el("div", { class: "catalog-error" }, cat.error));
       for (const schema of cat.schemas) {
         const schemaEl = el("details", { "data-schema": `${cat.name}.${schema.name}` });
         schemaEl.append(el("summary", {}, schema.name));
@@ -89,7 +91,8 @@ async function loadCatalog() {
           const history = el("button", { class: "btn link small", "data-history": name }, "History");
           history.addEventListener("click", () =>
             setEditorAndRun(`SELECT * FROM ${historyName} ORDER BY timestamp DESC`));
-          tableEl.append(query, history);
+          // hive tables are plain files: no versions, so no history.
+          tableEl.append(...(cat.name === "hive" ? [query] : [query, history]));
           for (const col of table.columns) {
             const c = el("div", { class: "col" });
             c.append(el("b", {}, col.name), ` ${col.type}`);
