@@ -103,6 +103,10 @@ def test_no_log_of_a_platform_run_holds_a_key_or_secret(platform: Platform) -> N
     assert any(p.parent.name == "logs" for p in files), files
     audit = next(p for p in files if p.name == "audit.jsonl")
     assert '"principal":"logs-t"' in audit.read_text()  # the search reads what the run logged
+    # The link's use is in the service's request log, without its signature (checked below).
+    service_log = platform.data_dir / "logs" / "storage-service.log"
+    assert service_log in files
+    assert "/presigned/landing/logs-t/orders/a.csv" in service_log.read_text()
     leaks = [
         f"{label} in {path.relative_to(platform.data_dir)}"
         for path in files
