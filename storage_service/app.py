@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lakehouse.audit_table import audit_path
 from lakehouse.objectstore import (
     BucketExists,
     BucketNotFound,
@@ -34,9 +35,14 @@ from storage_service.logs import RequestLogMiddleware
 from storage_service.metrics import MetricsMiddleware, ServiceMetrics
 from storage_service.renames import RenameConflict
 from storage_service.runtime import ServiceRuntime
-from storage_service.security_headers import SecurityHeaders
+from storage_service.security_headers import CSP, SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
+PAGES_DIR = Path(__file__).parent / "pages"
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+DOCS_CSP = CSP.replace("script-src 'self'", f"script-src 'self' {SWAGGER_CDN}").replace(
+    "style-src 'self'", f"style-src 'self' {SWAGGER_CDN}"
+)
 
 # The one place where a storage error becomes an HTTP status, so every route answers alike.
 ERROR_STATUS: list[tuple[type[Exception], int]] = [
@@ -69,9 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.unbind()
             await rt.stop()
 
-    app = FastAPI(title="Lakewire Object Storage", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own /docs page has an inline script (and /redoc an inline style): our /docs below
+    # serves Swagger UI with its set-up in a file, so no page needs 'unsafe-inline'.
+    app = FastAPI(
+        title="Lakewire Object Storage",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
-    app.state.audit = AuditLog(settings.state_dir / "audit.jsonl")
+    app.state.audit = AuditLog(audit_path(settings))
     app.add_middleware(AuditMiddleware, audit=app.state.audit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLogMiddleware)  # outermost: the id covers the whole request
@@ -101,6 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def page() -> FileResponse:
         # The page holds no secret: it asks the user for the API key.
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> FileResponse:
+        # Swagger UI's files come from its CDN, as with FastAPI's default page: only this
+        # answer's policy names that origin (so the page lives outside static/).
+        return FileResponse(
+            PAGES_DIR / "api-docs.html", headers={"Content-Security-Policy": DOCS_CSP}
+        )
 
     app.include_router(api_buckets.router)
     app.include_router(api_objects.router)

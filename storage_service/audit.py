@@ -4,7 +4,8 @@ Written by an ASGI middleware, so no route can forget it: it sees every request'
 and final status, and reads who made it (and why a refusal was made) from the request state
 the authentication and authorisation steps leave there. Paths are recorded without their query
 string, so a presigned link's signature never reaches the log. Each record is also a log line
-(logger ``lakewire.audit``; refusals at WARNING).
+(logger ``lakewire.audit``; refusals at WARNING). The admin also queries the records as the
+Delta table ``delta.system.audit``, copied from this file (``lakehouse/audit_table.py``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from lakehouse.audit_table import flush_audit
 from lakehouse.objectstore import LocalObjectStore, ObjectInfo, ObjectStore, open_object_store
 from lakehouse.settings import Settings
 from storage_service.auth import load_or_create_api_key
@@ -141,6 +142,10 @@ class ServiceRuntime:
                 log.warning("could not count unrouted objects: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.unrouted_refresh_seconds)
+
+    def flush_audit(self) -> int:
+        """Copy the audit lines not yet in ``delta.system.audit`` into it (before a query of it)."""
+        return flush_audit(self.settings, self.store)
 
     async def _count_s3_buckets(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
