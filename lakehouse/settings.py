@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     maintenance_schedule: str = Field(
         default="0 4 * * 0", description="Cron of table maintenance (weekly by default)."
     )
+    iceberg_compact_max_bytes: int = Field(
+        default=1024**3,
+        description="Iceberg compaction rewrites a table's rows in one pass in memory; a table "
+        "whose data files are larger than this is left as it is (and the run says so).",
+    )
     vacuum_min_retention_hours: int = Field(
         default=168, description="Delta vacuum refuses a shorter retention unless forced."
     )

@@ -1045,6 +1045,12 @@ def maintain_expire(
     _maintain("expire_snapshots", table, retention_hours=retention_hours, force=force)
 
 
+@maintain_app.command("compact")
+def maintain_compact(table: TableArg) -> None:
+    """Rewrite an Iceberg table's small data files as one (old snapshots stay readable)."""
+    _maintain("compact_iceberg", table)
+
+
 @maintain_app.command("remove-orphans")
 def maintain_remove_orphans(
     table: TableArg, retention_hours: RetentionOption = None, force: ForceOption = False

@@ -139,6 +139,44 @@ def vacuum(
     )
 
 
+def compact_iceberg(settings: Settings, store: ObjectStore, ref: TableRef) -> MaintenanceReport:
+    """Rewrite an Iceberg table's small data files as few, in one new snapshot.
+
+    pyiceberg has no rewrite-data-files action, so the current snapshot's rows are read and
+    overwritten in one transaction based on that same snapshot: a commit that lands in between
+    makes this one fail (optimistic concurrency) rather than lose rows. Older snapshots keep
+    their files (and their ledger entries) until expiry, so queries and time travel running
+    meanwhile are unaffected. Tables larger than ``iceberg_compact_max_bytes`` are skipped.
+    """
+    table = _iceberg(settings, store, ref)
+    files = table.inspect.data_files()
+    before, size = files.num_rows, sum(files["file_size_in_bytes"].to_pylist())
+    detail: dict[str, Any] = {"unit": "data files"}
+    current = table.current_snapshot()
+    if before <= 1 or current is None:
+        detail["skipped"] = "nothing to compact"
+    elif size > settings.iceberg_compact_max_bytes:
+        detail["skipped"] = (
+            f"{size} bytes of data files is over iceberg_compact_max_bytes "
+            f"({settings.iceberg_compact_max_bytes})"
+        )
+    else:
+        rows = table.scan(snapshot_id=current.snapshot_id).to_arrow()
+        with table.transaction() as tx:
+            tx.overwrite(rows, snapshot_properties={"lakewire.operation": "compact"})
+        table = _iceberg(settings, store, ref)
+    after_files = table.inspect.data_files()
+    return MaintenanceReport(
+        ref.qualified,
+        "compact",
+        before,
+        after_files.num_rows,
+        size,
+        sum(after_files["file_size_in_bytes"].to_pylist()),
+        detail,
+    )
+
+
 def expire_snapshots(
     settings: Settings,
     store: ObjectStore,
@@ -247,13 +285,15 @@ def maintain(
     z_order: list[str] | None = None,
 ) -> list[MaintenanceReport]:
     """The default maintenance of a table: Delta optimize (Z-ordered by ``z_order`` when
-    given) + vacuum, Iceberg snapshot expiry then removal of the files nothing references."""
+    given) + vacuum; Iceberg compaction, snapshot expiry, then removal of the files nothing
+    references."""
     if ref.format == "delta":
         return [
             optimize(settings, store, ref, z_order=z_order or None),
             vacuum(settings, store, ref, retention_hours, force=force),
         ]
     return [
+        compact_iceberg(settings, store, ref),
         expire_snapshots(settings, store, ref, retention_hours=retention_hours, force=force),
         remove_orphan_files(settings, store, ref, retention_hours, force=force),
     ]
