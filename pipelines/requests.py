@@ -3,15 +3,15 @@ paths, the sensor (catch-up) and the dispatcher (push), so they agree on what is
 
 A table never needs more than one run waiting: a run drains its table's stream backlog up to the
 tail as it is when the run starts. So events ask for nothing when their table has a run that
-has not read its tail yet (queued, starting, or started and still before its drain), or a run
-that read a tail at or past them (finished, or draining now). The run requested starts its
-drain just after the table's last *successful* drain, so whatever a failed run left behind is
-taken again (the ledger skips what did land); before a table's first success, where its failed
-runs started. Drain marks count only in the stream they were read from (its creation time): a
-deleted and recreated stream numbers its events from 1 again. Dagster run keys dedupe only
-inside the sensor daemon; the run-storage check here is what keeps the two paths from queueing
-twice (a request from both in the same instant costs one extra run that finds nothing left,
-never a double row).
+cannot have read its tail yet (queued or starting: the tail is read after the run is marked
+started), or a run that read a tail at or past them (finished, or draining now with its mark).
+The run requested starts its drain just after the table's last *successful* drain, so whatever
+a failed run left behind is taken again (the ledger skips what did land); before a table's
+first success, where its failed runs started. Drain marks count only in the stream they were
+read from (its creation time): a deleted and recreated stream numbers its events from 1 again.
+Dagster run keys dedupe only inside the sensor daemon; the run-storage check here is what keeps
+the two paths from queueing twice (a request from both in the same instant costs one extra run
+that finds nothing left, never a double row).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ RECENT_RUNS = 5
 class TableRuns:
     """A table's runs as run storage has them now."""
 
-    waiting: bool  # a drain run that has not read its tail yet
+    waiting: bool  # a drain run that cannot have read its tail yet (queued, starting)
     # Stream sequence the last successful drain reached (before any success: just before where
     # the failed runs started; None: no run of the table in this stream).
     drained: int | None
@@ -85,13 +85,14 @@ class RunStorage:
             filters=RunsFilter(tags=by_tag, statuses=[DagsterRunStatus.STARTED]),
             limit=RECENT_RUNS,
         )
+        # A started drain covers what is at or below the tail it read (its draining mark). One
+        # that has no mark yet may have read its tail already (the mark is written after the
+        # read): it covers nothing, so the events ask for a run that queues behind it. (Counting
+        # it as waiting lost a burst's events that landed between its read and its mark.)
         draining = 0
         for run in started:
-            if DRAINING_TAG in run.tags:
-                if self._ours(run):
-                    draining = max(draining, int(run.tags[DRAINING_TAG]))
-            elif STREAM_SEQ_TAG in run.tags:  # a drain run about to read the tail
-                waiting = True
+            if DRAINING_TAG in run.tags and self._ours(run):
+                draining = max(draining, int(run.tags[DRAINING_TAG]))
         succeeded = self._instance.get_runs(
             filters=RunsFilter(tags=by_tag, statuses=[DagsterRunStatus.SUCCESS]),
             limit=RECENT_RUNS,
