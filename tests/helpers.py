@@ -148,6 +148,16 @@ class Platform:
         resp = httpx.post(f"{self.dagster_url}/graphql", json={"query": query}, timeout=10)
         return resp.json()["data"]["runsOrError"]["results"]
 
+    def dagster_instance(self) -> Any:
+        """The platform's Dagster instance, read in this process (its DAGSTER_HOME)."""
+        from dagster import DagsterInstance
+
+        os.environ["DAGSTER_HOME"] = str(self.data_dir / "dagster")
+        try:
+            return DagsterInstance.get()
+        finally:
+            del os.environ["DAGSTER_HOME"]
+
     def supervisorctl(self, *args: str) -> str:
         """The platform's own supervisord, as an operator would drive it."""
         conf = self.data_dir / "state" / "supervisord.conf"

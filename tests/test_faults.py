@@ -169,23 +169,13 @@ def test_storage_service_killed_mid_upload(platform: Platform) -> None:
     )
 
 
-def _instance(platform: Platform) -> Any:
-    from dagster import DagsterInstance
-
-    os.environ["DAGSTER_HOME"] = str(platform.data_dir / "dagster")
-    try:
-        return DagsterInstance.get()
-    finally:
-        del os.environ["DAGSTER_HOME"]
-
-
 @on_platform
 def test_daemon_and_run_worker_killed_mid_run(platform: Platform) -> None:
     """The daemon and the worker of a run that is ingesting die together: run monitoring fails
     the run, and the table's next run drains its objects again (no reconcile needed)."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    instance = _instance(platform)
+    instance = platform.dagster_instance()
     table = "delta.default.fault_daemon"
     with Clients(platform, "fault_daemon") as clients, steady(clients):
 

@@ -39,6 +39,28 @@ def _rows(uri: str) -> list[tuple[int, str]]:
     return list(zip(df["id"].to_list(), df["name"].to_list(), strict=True))
 
 
+def _one_row_commits(
+    settings: Settings, store: ObjectStore, ref: TableRef, n: int, key: str, with_name: bool = False
+) -> list[SourceVersion]:
+    """``n`` ingestion-shaped commits of one row each (one source each, in the ledger)."""
+    target = open_target(settings, store, ref)
+    sources = [
+        SourceVersion("landing", f"{key}{i}.csv", f"e{i}", f"{i + 1:016X}") for i in range(n)
+    ]
+    for i, src in enumerate(sources):
+        columns: dict[str, Any] = {"id": pa.array([i], pa.int64())}
+        if with_name:
+            columns["name"] = [f"n{i}"]
+        data = pa.table(columns)
+        target.write(
+            pa.RecordBatchReader.from_batches(data.schema, data.to_batches()),
+            [src],
+            WriteSpec(),
+            [],
+        )
+    return sources
+
+
 def test_200_one_row_appends_compact_to_a_handful_of_files_and_vacuum_guards_retention(
     env: tuple[Settings, ObjectStore],
 ) -> None:
@@ -92,16 +114,8 @@ def test_iceberg_snapshot_expiry_keeps_rows_and_the_ingestion_ledger(
 ) -> None:
     settings, store = env
     ref = TableRef("iceberg", "default", "snaps")
+    sources = _one_row_commits(settings, store, ref, 10, "k")
     target = open_target(settings, store, ref)
-    sources = [SourceVersion("landing", f"k{i}.csv", f"e{i}", f"{i + 1:016X}") for i in range(10)]
-    for i, src in enumerate(sources):
-        data = pa.table({"id": pa.array([i], pa.int64())})
-        target.write(
-            pa.RecordBatchReader.from_batches(data.schema, data.to_batches()),
-            [src],
-            WriteSpec(),
-            [],
-        )
     assert target.row_count() == 10
     with pytest.raises(MaintenanceRefused):
         expire_snapshots(settings, store, ref, retention_hours=0)
@@ -144,16 +158,7 @@ def test_iceberg_orphan_files_go_referenced_and_young_files_stay(
 
     settings, store = env
     ref = TableRef("iceberg", "default", "orphans")
-    target = open_target(settings, store, ref)
-    for i in range(3):
-        data = pa.table({"id": pa.array([i], pa.int64())})
-        src = SourceVersion("landing", f"o{i}.csv", f"e{i}", f"{i + 1:016X}")
-        target.write(
-            pa.RecordBatchReader.from_batches(data.schema, data.to_batches()),
-            [src],
-            WriteSpec(),
-            [],
-        )
+    _one_row_commits(settings, store, ref, 3, "o")
     table = load_table(settings, store, ref)
     assert table is not None
     prefix = table.location().removeprefix(store.url(settings.lake_bucket) + "/")
@@ -253,16 +258,7 @@ def test_iceberg_compaction_rewrites_small_files_keeps_rows_ledger_and_old_snaps
 
     settings, store = env
     ref = TableRef("iceberg", "default", "small_files")
-    target = open_target(settings, store, ref)
-    sources = [SourceVersion("landing", f"s{i}.csv", f"e{i}", f"{i + 1:016X}") for i in range(12)]
-    for i, src in enumerate(sources):
-        data = pa.table({"id": pa.array([i], pa.int64()), "name": [f"n{i}"]})
-        target.write(
-            pa.RecordBatchReader.from_batches(data.schema, data.to_batches()),
-            [src],
-            WriteSpec(),
-            [],
-        )
+    sources = _one_row_commits(settings, store, ref, 12, "s", with_name=True)
     table = load_table(settings, store, ref)
     assert table is not None
     before_snapshot = table.current_snapshot()

@@ -72,16 +72,6 @@ def test_up_starts_just_the_stopped_service(platform: Platform) -> None:
     assert httpx.get(f"{platform.storage_url}/healthz", timeout=5).status_code == 200
 
 
-def _instance(platform: Platform) -> Any:
-    from dagster import DagsterInstance
-
-    os.environ["DAGSTER_HOME"] = str(platform.data_dir / "dagster")
-    try:
-        return DagsterInstance.get()
-    finally:
-        del os.environ["DAGSTER_HOME"]
-
-
 def test_a_run_worker_killed_with_its_code_server_is_failed_by_run_monitoring(
     platform: Platform,
 ) -> None:
@@ -93,7 +83,7 @@ def test_a_run_worker_killed_with_its_code_server_is_failed_by_run_monitoring(
 
     from lakewire.run_launcher import LocalRunLauncher
 
-    instance = _instance(platform)
+    instance = platform.dagster_instance()
     assert isinstance(instance.run_launcher, LocalRunLauncher)
     table, big_rows = "delta.default.workers", 1_500_000  # a run that lasts a few seconds
     before = {r.run_id for r in instance.get_runs()}
