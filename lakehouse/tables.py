@@ -230,7 +230,13 @@ def open_target(settings: Settings, store: ObjectStore, ref: TableRef) -> TableT
     if ref.format == "delta":
         from lakehouse.delta import DeltaTarget
 
-        return DeltaTarget(delta_table_uri(settings, store, ref), store.storage_options(), ref)
+        return DeltaTarget(
+            delta_table_uri(settings, store, ref),
+            store.storage_options(),
+            ref,
+            store=store,
+            location=(settings.lake_bucket, f"{ref.schema}/{ref.name}"),
+        )
     if ref.format == "iceberg":
         from lakehouse.iceberg import IcebergTarget
 
