@@ -136,7 +136,7 @@ def serve(socket_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
         server.bind(str(socket_path))
         os.chmod(socket_path, 0o600)  # whoever can connect can run code as this user
-        server.listen(16)
+        server.listen(128)  # probes and launches queue while a fork is under way
         print(f"warm run workers ready on {socket_path}", flush=True)
         while True:
             conn, _ = server.accept()
