@@ -102,17 +102,23 @@ class RunStorage:
         return TableRuns(waiting=waiting, drained=drained, covered=max(drained or 0, draining))
 
     def _failed_start(self, table: str) -> int | None:
-        """Just before where the table's failed runs began, while none has succeeded: the first
-        run killed mid-run leaves no drain mark, and its objects must not wait for the reconcile
-        schedule (the fault suite found them doing so)."""
-        failed = self._instance.get_runs(
+        """Just before where the table's unfinished or failed runs began, while none has
+        succeeded: the first run killed mid-run leaves no drain mark, and its objects must not
+        wait for the reconcile schedule (the fault suite found them doing so). A run still
+        STARTED counts too: it may be the one being killed, and run monitoring marks it failed
+        only at its next poll, after the next run may already have been planned."""
+        unfinished = self._instance.get_runs(
             filters=RunsFilter(
                 tags={TABLE_TAG: table, STREAM_TAG: self.stream_created},
-                statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
+                statuses=[
+                    DagsterRunStatus.FAILURE,
+                    DagsterRunStatus.CANCELED,
+                    DagsterRunStatus.STARTED,
+                ],
             ),
             limit=20,
         )
-        starts = [_drain_from(r.run_config) for r in failed]
+        starts = [_drain_from(r.run_config) for r in unfinished]
         return min(starts) - 1 if starts else None
 
 

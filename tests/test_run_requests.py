@@ -89,8 +89,18 @@ def test_a_started_drain_without_its_mark_covers_nothing(env: Any) -> None:
     """It may have read its tail already (the mark is written after the read): events that
     landed since would be nobody's. They ask for a run that queues behind it."""
     settings, instance = env
-    _run(instance, DagsterRunStatus.STARTED)  # no draining mark (yet)
-    assert _drain_from(plan_runs(settings, [_event(9)], RunStorage(instance))) == [(TABLE, 9)]
+    instance.add_run(  # no draining mark (yet); it drains from 5
+        DagsterRun(
+            job_name="ingest_job",
+            run_id=str(uuid.uuid4()),
+            status=DagsterRunStatus.STARTED,
+            run_config={"ops": {"ingest_objects": {"config": {"drain_from_seq": 5}}}},
+            tags={TABLE_TAG: TABLE, STREAM_SEQ_TAG: "5-5", STREAM_TAG: ""},
+        )
+    )
+    # Before any success the next run starts where the unfinished one did: if that one is
+    # being killed, its objects are taken again (the ledger skips what it did commit).
+    assert _drain_from(plan_runs(settings, [_event(9)], RunStorage(instance))) == [(TABLE, 5)]
 
 
 def test_a_drain_in_progress_covers_up_to_its_tail_and_the_next_run_starts_after_the_last_success(
@@ -123,6 +133,25 @@ def test_drain_marks_count_only_in_the_stream_they_were_read_from(env: Any) -> N
     assert plan_runs(settings, [_event(3)], RunStorage(instance, "old")) == []
     new = plan_runs(settings, [_event(3)], RunStorage(instance, "new"))
     assert _drain_from(new) == [(TABLE, 3)] and new[0].tags[STREAM_TAG] == "new"
+
+
+def test_before_a_first_success_a_run_planned_while_another_drains_starts_where_it_did(
+    env: Any,
+) -> None:
+    """The fault suite's daemon-and-worker kill: the next run is planned while the killed one is
+    still STARTED with its draining mark (monitoring fails it at its next poll)."""
+    settings, instance = env
+    instance.add_run(
+        DagsterRun(
+            job_name="ingest_job",
+            run_id=str(uuid.uuid4()),
+            status=DagsterRunStatus.STARTED,
+            run_config={"ops": {"ingest_objects": {"config": {"drain_from_seq": 3}}}},
+            tags={TABLE_TAG: TABLE, STREAM_SEQ_TAG: "3-3", STREAM_TAG: "", DRAINING_TAG: "8"},
+        )
+    )
+    assert plan_runs(settings, [_event(7)], RunStorage(instance)) == []  # under its mark
+    assert _drain_from(plan_runs(settings, [_event(9)], RunStorage(instance))) == [(TABLE, 3)]
 
 
 def test_before_a_tables_first_success_its_next_run_starts_where_the_failed_ones_did(
