@@ -132,6 +132,9 @@ class DeltaTarget:
         ids = list(ids)
         if dt is None:
             return dict.fromkeys(ids)
+        return self._ledger_of(dt, ids)
+
+    def _ledger_of(self, dt: DeltaTable, ids: list[str]) -> dict[str, int | None]:
         if len(ids) >= BULK_LEDGER_IDS and self.store is not None and self.location is not None:
             txns = app_transactions(self.store, *self.location, dt.version())
             if txns is not None:
@@ -150,7 +153,8 @@ class DeltaTarget:
         dt = self._base()
         if dt is None:
             dt = self._create(data.schema, spec)
-            if any(dt.transaction_version(s.app_id) is not None for s in sources):
+            taken = self._ledger_of(dt, [s.app_id for s in sources])
+            if any(v is not None for v in taken.values()):
                 raise CommitConflict(f"{self.ref.qualified}: another writer took these objects")
         try:
             self._write(dt, data, spec, partitions, props)

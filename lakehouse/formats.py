@@ -526,13 +526,17 @@ class ObjectReader:
         if text and self.options.try_parse_dates:
             frame = _parse_iso_eager(frame, skip=declared)
         if text:  # a column with no values: no type of its own (it takes the table's)
-            frame = frame.with_columns(
+            untyped = [
                 pl.lit(None, pl.Null).alias(c)
                 for c, t in frame.schema.items()
                 if t == pl.String and c not in declared and frame[c].null_count() == frame.height
-            )
+            ]
+            if untyped:  # each call runs the engine: a burst of small objects pays for it
+                frame = frame.with_columns(untyped)
         renames, originals = self._names(frame.columns, paths)
-        frame = frame.rename({k: v for k, v in renames.items() if k != v})
+        changed = {k: v for k, v in renames.items() if k != v}
+        if changed:
+            frame = frame.rename(changed)
         return ReadResult(frame=frame, columns=originals)
 
     def _names(

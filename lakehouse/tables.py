@@ -12,7 +12,7 @@ rows, while new content under the same key is new data.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -28,7 +28,15 @@ from lakehouse.settings import Settings
 SOURCE_URI = "_source_uri"
 # The commit property (Delta commit info, Iceberg snapshot summary) naming the run that wrote it.
 RUN_ID_PROPERTY = "lakewire.run_id"
-LINEAGE_COLUMNS = (SOURCE_URI, "_source_etag", "_run_id", "_ingested_at")
+LINEAGE_SCHEMA = pl.Schema(
+    {
+        SOURCE_URI: pl.String(),
+        "_source_etag": pl.String(),
+        "_run_id": pl.String(),
+        "_ingested_at": pl.Datetime("us", "UTC"),
+    }
+)
+LINEAGE_COLUMNS = tuple(LINEAGE_SCHEMA.names())
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,32 @@ class SourceVersion:
 
 def lineage_columns(src: SourceVersion, run_id: str, ingested_at: datetime) -> list[pl.Expr]:
     """Expressions that add ``LINEAGE_COLUMNS`` to the rows read from ``src``."""
-    values = (
-        pl.lit(src.uri, pl.String),
-        pl.lit(src.etag, pl.String),
-        pl.lit(run_id, pl.String),
-        pl.lit(ingested_at, pl.Datetime("us", "UTC")),
+    values = (src.uri, src.etag, run_id, ingested_at)
+    return [
+        pl.lit(value, dtype).alias(name)
+        for (name, dtype), value in zip(LINEAGE_SCHEMA.items(), values, strict=True)
+    ]
+
+
+def lineage_frame(
+    sources: Sequence[SourceVersion], heights: Sequence[int], run_id: str, ingested_at: datetime
+) -> pl.DataFrame:
+    """``LINEAGE_COLUMNS`` for the rows of ``sources`` read one after another (``heights[i]``
+    rows each), built once: an expression per object cost more than reading a small one."""
+    uri, etag, run, at = LINEAGE_COLUMNS
+    per_source = pl.DataFrame(
+        {uri: [s.uri for s in sources], etag: [s.etag for s in sources], "_rows": heights},
+        schema={uri: pl.String(), etag: pl.String(), "_rows": pl.UInt32()},
     )
-    return [value.alias(name) for name, value in zip(LINEAGE_COLUMNS, values, strict=True)]
+    rows = (
+        per_source.filter(pl.col("_rows") > 0)
+        .select(pl.col(uri, etag).repeat_by("_rows"))
+        .explode([uri, etag])
+    )
+    return rows.with_columns(
+        pl.lit(run_id, LINEAGE_SCHEMA[run]).alias(run),
+        pl.lit(ingested_at, LINEAGE_SCHEMA[at]).alias(at),
+    )
 
 
 TableFormat = Literal["delta", "iceberg"]

@@ -38,12 +38,15 @@ from lakehouse.quarantine import QuarantineRecord, quarantine_object
 from lakehouse.routes import Route
 from lakehouse.settings import Settings
 from lakehouse.tables import (
+    LINEAGE_COLUMNS,
+    LINEAGE_SCHEMA,
     CommitConflict,
     SourceVersion,
     TableRef,
     TableTarget,
     arrow_schema,
     lineage_columns,
+    lineage_frame,
     open_target,
     pending_sources,
     with_original_names,
@@ -80,10 +83,27 @@ class _Loaded:
     columns: dict[str, str] = field(default_factory=dict)  # column -> its name in the object
 
     def schema(self) -> pl.Schema:
-        if self.frame is not None:
-            return self.frame.schema
+        if self.frame is not None:  # lineage is added when the batch is fitted (_parts)
+            return pl.Schema({**self.frame.schema, **LINEAGE_SCHEMA})
         assert self.lazy is not None
         return self.lazy.collect_schema()
+
+
+@dataclass
+class _Part:
+    """A piece of the batch as the write takes it: small objects fitted together into one
+    frame with their lineage, or one large object (``frame`` None) streamed from its lazy."""
+
+    items: list[_Loaded]
+    frame: pl.DataFrame | None = None
+
+
+class _Unfit(Exception):
+    """An object of the batch with a value the batch schema cannot store."""
+
+    def __init__(self, item: _Loaded, bad: BadObject) -> None:
+        super().__init__(str(bad))
+        self.item, self.bad = item, bad
 
 
 def default_route(ref: TableRef) -> Route:
@@ -297,12 +317,8 @@ def _commit(
 ) -> None:
     now = datetime.now(tz=UTC)
     for item in loaded:
-        cols = lineage_columns(item.src, run_id, now)
-        if item.frame is not None:
-            item.frame = item.frame.with_columns(cols)
-        else:
-            assert item.lazy is not None
-            item.lazy = item.lazy.with_columns(cols)
+        if item.lazy is not None:
+            item.lazy = item.lazy.with_columns(lineage_columns(item.src, run_id, now))
     table_schema = target.schema()
     while loaded:
         schema, conflicts = target_schema(
@@ -315,17 +331,16 @@ def _commit(
         if bad:
             continue  # the schema may differ without them
         try:
-            for i in loaded:
-                if i.frame is not None:
-                    current = i
-                    i.frame = fit(i.frame, schema)
-        except BadObject as exc:
-            _quarantine(settings, store, route, ref, run_id, current.src, exc, report)
-            loaded.remove(current)
+            parts = _parts(loaded, schema, run_id, now)
+        except _Unfit as unfit:
+            _quarantine(settings, store, route, ref, run_id, unfit.item.src, unfit.bad, report)
+            loaded.remove(unfit.item)
             continue
         failed: list[_Loaded] = []
         try:
-            report.table_version = _write(route, target, loaded, schema, failed, settings, run_id)
+            report.table_version = _write(
+                route, target, loaded, parts, schema, failed, settings, run_id
+            )
         except Exception as exc:
             if not failed:
                 raise
@@ -353,6 +368,55 @@ def _renamed(route: Route, loaded: list[_Loaded]) -> list[str]:
     return [f"renamed column {old} -> {new}" for old, new in sorted(seen)]
 
 
+def _parts(loaded: list[_Loaded], schema: pl.Schema, run_id: str, now: datetime) -> list[_Part]:
+    """The batch in order, as the write takes it: each run of small objects read with one
+    shape is fitted to the batch schema as one frame (a burst of one-row files costs one cast,
+    not one per file); a large object stays lazy, to be streamed."""
+    data = pl.Schema({c: t for c, t in schema.items() if c not in LINEAGE_SCHEMA})
+    parts: list[_Part] = []
+    run: list[_Loaded] = []
+    shape: pl.Schema | None = None
+
+    def close_run() -> None:
+        if run:
+            parts.append(_Part(list(run), _fit_run(run, data, schema, run_id, now)))
+            run.clear()
+
+    for item in loaded:
+        if item.frame is None:
+            close_run()
+            parts.append(_Part([item]))
+            continue
+        if run and item.frame.schema != shape:
+            close_run()
+        shape = item.frame.schema
+        run.append(item)
+    close_run()
+    return parts
+
+
+def _fit_run(
+    run: list[_Loaded], data: pl.Schema, schema: pl.Schema, run_id: str, now: datetime
+) -> pl.DataFrame:
+    """Objects of one shape fitted together: a cast is value by value, so the whole fits
+    exactly when each object does, and only a failure needs the objects one by one (to
+    quarantine the one at fault, with its own row number)."""
+    frames = [i.frame for i in run if i.frame is not None]
+    if any(c in LINEAGE_SCHEMA for c in frames[0].columns):  # a file's own columns of that name
+        frames = [f.drop(LINEAGE_COLUMNS, strict=False) for f in frames]
+    try:
+        fitted = fit(pl.concat(frames, how="vertical"), data)
+    except BadObject:
+        for item, frame in zip(run, frames, strict=True):
+            try:
+                fit(frame, data)
+            except BadObject as bad:
+                raise _Unfit(item, bad) from bad
+        fitted = pl.concat([fit(frame, data) for frame in frames], how="vertical")
+    lineage = lineage_frame([i.src for i in run], [f.height for f in frames], run_id, now)
+    return pl.concat([fitted, lineage], how="horizontal").select(schema.names())
+
+
 def _height(item: _Loaded) -> int:
     return item.frame.height if item.frame is not None else item.streamed_rows
 
@@ -361,6 +425,7 @@ def _write(
     route: Route,
     target: TableTarget,
     loaded: list[_Loaded],
+    parts: list[_Part],
     schema: pl.Schema,
     failed: list[_Loaded],
     settings: Settings,
@@ -368,16 +433,18 @@ def _write(
 ) -> int | None:
     spec = route.write_spec
     arrow = with_original_names(arrow_schema(schema), (i.columns for i in loaded))
-    partitions = _partitions(route, loaded) if spec.mode == "overwrite" else []
+    partitions = _partitions(route, parts) if spec.mode == "overwrite" else []
     if spec.mode == "merge":
-        frames = [i.frame if i.frame is not None else _collect(i, schema, failed) for i in loaded]
+        frames = [
+            p.frame if p.frame is not None else _collect(p.items[0], schema, failed) for p in parts
+        ]
         merged = pl.concat(frames, how="vertical").unique(
             subset=list(spec.merge_keys), keep="last", maintain_order=True
         )
         reader = pa.RecordBatchReader.from_batches(arrow, merged.to_arrow().to_batches())
     else:
         reader = pa.RecordBatchReader.from_batches(
-            arrow, _batches(loaded, schema, arrow, failed, settings.ingest_stream_chunk_rows)
+            arrow, _batches(parts, schema, arrow, failed, settings.ingest_stream_chunk_rows)
         )
     return target.write(reader, [i.src for i in loaded], spec, partitions, run_id)
 
@@ -395,7 +462,7 @@ def _collect(item: _Loaded, schema: pl.Schema, failed: list[_Loaded]) -> pl.Data
 
 
 def _batches(
-    loaded: list[_Loaded],
+    parts: list[_Part],
     schema: pl.Schema,
     arrow: pa.Schema,
     failed: list[_Loaded],
@@ -406,10 +473,11 @@ def _batches(
     A failure while reading records which object caused it in ``failed`` before re-raising, so
     the caller can quarantine exactly that object (the write it interrupts never commits).
     """
-    for item in loaded:
-        if item.frame is not None:
-            yield from item.frame.to_arrow().cast(arrow).to_batches()
+    for part in parts:
+        if part.frame is not None:
+            yield from part.frame.to_arrow().cast(arrow).to_batches()
             continue
+        item = part.items[0]
         rows = 0
         try:
             assert item.lazy is not None
@@ -423,15 +491,16 @@ def _batches(
         item.streamed_rows = rows
 
 
-def _partitions(route: Route, loaded: list[_Loaded]) -> list[dict[str, object]]:
+def _partitions(route: Route, parts: list[_Part]) -> list[dict[str, object]]:
     """The partition values a batch holds: exactly what an overwrite replaces."""
     cols = list(route.partition_by)
     seen: list[dict[str, object]] = []
-    for item in loaded:
-        if item.frame is not None:
-            values = item.frame.select(cols).unique().to_dicts()
+    for part in parts:
+        if part.frame is not None:
+            values = part.frame.select(cols).unique().to_dicts()
         else:
-            assert item.lazy is not None
-            values = item.lazy.select(cols).unique().collect().to_dicts()
+            lazy = part.items[0].lazy
+            assert lazy is not None
+            values = lazy.select(cols).unique().collect().to_dicts()
         seen.extend(v for v in values if v not in seen)
     return seen

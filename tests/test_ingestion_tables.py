@@ -105,6 +105,33 @@ def test_new_nullable_column_is_added_and_type_conflict_quarantines(fmt: str, lo
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_objects_of_one_shape_fit_together_and_only_the_one_at_fault_is_quarantined(
+    fmt: str, local: Any
+) -> None:
+    """Small objects read with the same shape are cast to the table as one frame; a value one
+    of them cannot store still quarantines that object alone, naming its own row."""
+    settings, store = local
+    r = route(fmt)
+    ref = r.table_for("orders/a.csv")
+    first = land(store, "landing", "orders/a.csv", b"id,qty\n1,2\n")
+    ingest_batch(settings, store, ref, [first], "run-1", route=r)  # qty: an integer column
+    bodies = [b"id,qty\n2,3.0\n3,4.0\n", b"id,qty\n4,5.0\n5,6.5\n", b"id,qty\n6,7.0\n"]
+    objs = [land(store, "landing", f"orders/f{i}.csv", b) for i, b in enumerate(bodies)]
+    report = ingest_batch(settings, store, ref, objs, "run-2", route=r)
+    assert report.ingested == [objs[0].uri, objs[2].uri] and report.rows == 3
+    assert list(report.quarantined) == [objs[1].uri]
+    assert "column 'qty' row 2: 6.5" in report.quarantined[objs[1].uri].reason
+    t = f"{fmt}.sales.orders"
+    rows = query(settings, store, f"SELECT id, qty, _source_uri FROM {t} ORDER BY id")
+    assert rows == [
+        (1, 2, first.uri),
+        (2, 3, objs[0].uri),
+        (3, 4, objs[0].uri),
+        (6, 7, objs[2].uri),
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_merge_mode_upserts_by_key(fmt: str, local: Any) -> None:
     settings, store = local
     r = route(fmt, ", mode: merge, merge_keys: [id]")
