@@ -50,12 +50,11 @@ from lakehouse.objectstore import (
 )
 from lakehouse.settings import Settings
 from lakehouse.sql_guard import SqlError
-from lakehouse.trino import Cursor, run_statement
+from lakehouse.trino import IDENT_RE, Cursor, run_statement
 
 CATALOG = "hive"
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "hive_tables.yaml"
 HEADER_MAX_BYTES = 1024**2  # a CSV header line longer than this is not read
-IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")  # Trino takes these unquoted, as lakehouse.trino
 
 # Trino's types (as written in a declaration) and the Arrow type the embedded engine reads.
 TRINO_TO_ARROW: dict[str, pa.DataType] = {
