@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,22 @@ def env(tmp_path: Path) -> tuple[Settings, ObjectStore]:
 def _rows(uri: str) -> list[tuple[int, str]]:
     df = pl.read_delta(uri).sort("id")
     return list(zip(df["id"].to_list(), df["name"].to_list(), strict=True))
+
+
+def _maintain(instance: Any, settings: Settings, run_config: Mapping[str, Any]) -> Any:
+    """Run the maintenance job in-process; the table's materialization it recorded."""
+    run = maintenance_job.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        resources={"lakewire": LakewireResource(data_dir=str(settings.data_dir))},
+    )
+    assert run.success
+    (mat,) = [
+        e.event_specific_data.materialization  # type: ignore[union-attr]
+        for e in run.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    ]
+    return mat
 
 
 def _one_row_commits(
@@ -93,17 +110,8 @@ def test_maintenance_job_records_files_before_and_after(env: tuple[Settings, Obj
     for i in range(20):
         write_deltalake(uri, pa.table({"id": [i], "name": [f"n{i}"]}), mode="append")
     with instance_for_test() as instance:
-        run = maintenance_job.execute_in_process(
-            run_config={"ops": {"maintain_table": {"config": {"table": ref.qualified}}}},
-            instance=instance,
-            resources={"lakewire": LakewireResource(data_dir=str(settings.data_dir))},
-        )
-        assert run.success
-        (mat,) = [
-            e.event_specific_data.materialization  # type: ignore[union-attr]
-            for e in run.all_events
-            if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
-        ]
+        run_config = {"ops": {"maintain_table": {"config": {"table": ref.qualified}}}}
+        mat = _maintain(instance, settings, run_config)
     assert mat.metadata["files_before"].value == 20
     assert mat.metadata["files_after"].value == 1
     assert len(_rows(uri)) == 20
@@ -215,18 +223,8 @@ def test_route_retention_and_z_order_drive_the_scheduled_maintenance(
         (request,) = tick.run_requests or []
         config = request.run_config["ops"]["maintain_table"]["config"]
         assert config == {"table": ref.qualified, "retention_hours": 720, "z_order": ["name"]}
-        run = maintenance_job.execute_in_process(
-            run_config=request.run_config,
-            instance=instance,
-            resources={"lakewire": LakewireResource(data_dir=str(settings.data_dir))},
-        )
-        assert run.success
-        (mat,) = [
-            e.event_specific_data.materialization  # type: ignore[union-attr]
-            for e in run.all_events
-            if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
-        ]
-    reports: list[dict[str, Any]] = mat.metadata["reports"].value  # type: ignore[assignment]
+        mat = _maintain(instance, settings, request.run_config)
+    reports: list[dict[str, Any]] = mat.metadata["reports"].value
     optimized, vacuumed = reports
     assert optimized["files_after"] == 1
     # Z-ordered by name: the one file's rows are in name order (plain compaction keeps ids)
