@@ -22,13 +22,13 @@ RUN uv sync --frozen --no-dev --extra notebook \
     && python -m compileall -q lakehouse storage_service pipelines lakewire
 
 # The non-root user (uid 10001, the uid lakewire.platform_secrets gives this image's secret
-# folders) owns exactly the places it writes: the data dir (a named volume in compose; a new
-# volume copies this ownership), DAGSTER_HOME (compute logs are staged here before S3), and the
-# notebook folder JupyterLab saves into.
+# folders) owns exactly the places it writes: the data dir and Trino's generated rules (named
+# volumes in compose; a new volume copies this ownership), DAGSTER_HOME (compute logs are
+# staged here before S3), and the notebook folder JupyterLab saves into.
 RUN groupadd --gid 10001 lakewire \
     && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/lakewire lakewire \
-    && mkdir -p /var/lib/lakewire /opt/dagster/home/compute_logs \
-    && chown -R lakewire:lakewire /var/lib/lakewire /opt/dagster/home
+    && mkdir -p /var/lib/lakewire /var/lib/lakewire-trino /opt/dagster/home/compute_logs \
+    && chown -R lakewire:lakewire /var/lib/lakewire /var/lib/lakewire-trino /opt/dagster/home
 COPY --chown=10001:10001 deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
 COPY --chown=10001:10001 notebooks /home/lakewire/notebooks
 # Every kernel of the platform's JupyterLab starts with `minio` (the Object Storage helpers).

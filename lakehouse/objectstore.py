@@ -278,6 +278,7 @@ class ObjectStore(Protocol):
         chunks: AsyncIterator[bytes],
         content_type: str | None = None,
         part_size: int = 8 * 1024**2,
+        metadata: dict[str, str] | None = None,
     ) -> ObjectInfo: ...
     def head(self, bucket: str, key: str) -> ObjectInfo: ...
     def get(self, bucket: str, key: str) -> tuple[ObjectInfo, bytes]: ...
@@ -700,8 +701,13 @@ class LocalObjectStore(_Listings):
         chunks: AsyncIterator[bytes],
         content_type: str | None = None,
         part_size: int = 8 * 1024**2,
+        metadata: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        """Write each block as it arrives (on a worker thread); nothing is buffered whole."""
+        """Write each block as it arrives (on a worker thread); nothing is buffered whole.
+
+        ``metadata`` is not kept: a plain file has no place for it that every filesystem keeps,
+        and the watcher, which emits this backend's events, is told the writer directly.
+        """
         write = await asyncio.to_thread(_StagedWrite, self, bucket, key)
         try:
             async for block in chunks:
@@ -1093,14 +1099,21 @@ class S3ObjectStore(_Listings):
         chunks: AsyncIterator[bytes],
         content_type: str | None = None,
         part_size: int = 8 * 1024**2,
+        metadata: dict[str, str] | None = None,
     ) -> ObjectInfo:
         """Upload from an async stream; multipart above ``part_size`` so nothing is buffered.
 
         If ``chunks`` raises, the multipart upload is aborted and no object appears.
+        ``metadata`` becomes user metadata (``x-amz-meta-<name>``), which MinIO repeats in the
+        object's bucket notification (``s3.object.userMetadata``).
         """
         validate_key(key)
         store = await asyncio.to_thread(self._require, bucket)
-        attributes: Any = {"Content-Type": content_type} if content_type else None
+        # obstore sends every attribute that is not a standard header as user metadata.
+        attributes: Any = {
+            **(metadata or {}),
+            **({"Content-Type": content_type} if content_type else {}),
+        } or None
         # Read up to one part first: a small body goes up in one PUT (S3 then gives the plain
         # MD5 etag); a larger one continues as a multipart upload of the rest of the stream.
         head = bytearray()

@@ -1,7 +1,9 @@
 """The one query API: ``query(sql, *, limit=None) -> polars.DataFrame`` and ``query_arrow``.
 
-Backed by Trino (the ``trino`` client, as the read-only principal ``sql_trino_user``) when
-``LAKEWIRE_TRINO_URL`` is set, else by the embedded engine (``lakehouse.sql``). Both take
+Backed by Trino (the ``trino`` client, as the read-only principal ``sql_trino_user``, or the
+principal a caller names: the storage service names a tenant's, ``tenant-<id>``, so Trino's own
+rules keep it in its schema too) when ``LAKEWIRE_TRINO_URL`` is set, else by the embedded
+engine (``lakehouse.sql``). Both take
 Trino's SQL with three-part names (``delta.default.orders``), ``SHOW``/``DESCRIBE`` and
 ``FOR VERSION/TIMESTAMP AS OF``. Statements are classified by ``lakehouse.sql_guard`` first:
 only queries and catalog inspection unless ``admin=True``.
@@ -34,10 +36,15 @@ class TrinoEngine:
     """Trino through its DB-API client; results become Arrow (column by column)."""
 
     def __init__(
-        self, settings: Settings, connect: Callable[[Settings], Any] | None = None
+        self,
+        settings: Settings,
+        connect: Callable[[Settings], Any] | None = None,
+        *,
+        user: str | None = None,
     ) -> None:
         self.settings = settings
-        self._connect = connect or _connect_trino
+        self.user = user or settings.sql_trino_user
+        self._connect = connect or (lambda s: _connect_trino(s, self.user))
         self._cursor: Any = None
         self._lock = threading.Lock()
 
@@ -70,7 +77,7 @@ class TrinoEngine:
         pass
 
 
-def _connect_trino(settings: Settings) -> Any:
+def _connect_trino(settings: Settings, user: str) -> Any:
     from urllib.parse import urlsplit
 
     from trino.dbapi import connect
@@ -80,7 +87,7 @@ def _connect_trino(settings: Settings) -> Any:
         host=url.hostname or "localhost",
         port=url.port or (443 if url.scheme == "https" else 8080),
         http_scheme=url.scheme or "http",
-        user=settings.sql_trino_user,
+        user=user,
         request_timeout=settings.sql_timeout_seconds,
     )
     return conn.cursor()
@@ -102,12 +109,15 @@ def open_engine(
     store: ObjectStore | None = None,
     *,
     engine: EngineName | None = None,
+    trino_user: str | None = None,
 ) -> Engine:
+    """``trino_user``: the principal Trino runs the statements as (default ``sql_trino_user``);
+    the embedded engine has no principals (the caller scopes statements itself)."""
     settings = settings or Settings()
     if engine_name(settings, engine) == "trino":
         if not settings.trino_url:
             raise SqlError("the trino engine needs LAKEWIRE_TRINO_URL")
-        return TrinoEngine(settings)
+        return TrinoEngine(settings, user=trino_user)
     return SqlEngine(settings, store or open_object_store(settings))
 
 

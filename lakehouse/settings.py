@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         "Unset: no MinIO users (the API still enforces every tenant's scope).",
     )
     minio_admin_secret_key: SecretStr | None = None
+    minio_kms: bool = Field(
+        default=False,
+        description="MinIO only: the store has a KMS that can create keys (MinIO with KES), so "
+        "creating a tenant also creates its SSE-KMS key lakewire-tenant-<id> through the admin "
+        "API. Off by default (the embedded store has no KMS).",
+    )
     tenant_max_concurrent_runs: int = Field(
         default=2,
         ge=1,
@@ -153,6 +159,12 @@ class Settings(BaseSettings):
     trino_schemas: list[str] = Field(
         default=["default"],
         description="Delta schemas trino-init creates (tables add their own on first commit).",
+    )
+    trino_rules_file: Path | None = Field(
+        default=None,
+        description="Trino's file-based access control rules, rewritten from the tenant "
+        "registry on every tenant change (lakehouse/trino_rules.py); Trino re-reads it every "
+        "security.refresh-period. Unset: no file is written (the embedded default has no Trino).",
     )
     trino_register_attempts: int = Field(default=5, ge=1)
     trino_init_timeout_seconds: float = 180.0

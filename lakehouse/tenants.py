@@ -29,6 +29,7 @@ from lakehouse.settings import Settings
 PREFIX = "tenants/"
 # DECISIONS "Routes": ids that would collide with schemas or principals the platform owns.
 RESERVED_TENANT_IDS = frozenset({"default", "system", "information_schema", "lakewire", "admin"})
+TRINO_USER_PREFIX = "tenant-"
 
 
 class TenantKey(BaseModel):
@@ -89,6 +90,12 @@ def validate_tenant_id(tenant_id: str) -> str:
 def tenant_schema(tenant_id: str) -> str:
     """The SQL schema of a tenant's tables: the id with '-' as '_' (a plain identifier)."""
     return tenant_id.replace("-", "_")
+
+
+def tenant_trino_user(tenant_id: str) -> str:
+    """The tenant's Trino principal. A prefix no platform principal has (``lakewire-…``), so one
+    rule pattern (``tenant-.*``) can close Trino to every tenant the rules do not name."""
+    return f"{TRINO_USER_PREFIX}{tenant_id}"
 
 
 def tenant_kms_key(tenant_id: str) -> str:

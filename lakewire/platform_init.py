@@ -77,6 +77,21 @@ LIST = [
 ]
 
 
+TENANT_ADMIN_ACTIONS = [
+    "admin:CreateUser",
+    "admin:DeleteUser",
+    "admin:EnableUser",
+    "admin:DisableUser",
+    "admin:GetUser",
+    "admin:CreatePolicy",
+    "admin:DeletePolicy",
+    "admin:GetPolicy",
+    "admin:AttachUserOrGroupPolicy",
+    "admin:UpdatePolicyAssociation",
+    "admin:KMSCreateKey",
+]
+
+
 def _bucket_access(read: list[str], write: list[str]) -> list[dict[str, Any]]:
     statements: list[dict[str, Any]] = []
     every = sorted(set(read) | set(write))
@@ -125,6 +140,10 @@ def service_policies(settings: Settings) -> dict[str, dict[str, Any]]:
         "trino": policy(_bucket_access(read=buckets, write=[lake])),
         "lakekeeper": policy(_bucket_access(read=[lake], write=[lake])),
         "jupyter": policy(_bucket_access(read=buckets, write=others)),
+        # The documented exception (DECISIONS "Store, tenants and credentials"): the tenants
+        # endpoint makes each tenant a MinIO user with its own policy, and its KMS key. MinIO
+        # admin actions only, no S3 access of its own.
+        "tenants": policy([{"Effect": "Allow", "Action": TENANT_ADMIN_ACTIONS}]),
     }
 
 
@@ -250,6 +269,18 @@ def ensure_iceberg_warehouse(
             raise InitError(f"Lakekeeper refused the warehouse: {resp.status_code} {resp.text}")
 
 
+def write_trino_rules(settings: Settings) -> None:
+    """Trino reads its rules file at start, so it must exist before Trino does: from the tenant
+    registry as it stands (the storage service rewrites it on every later change)."""
+    from lakehouse.objectstore import open_object_store
+    from lakehouse.tenants import TenantStore
+    from lakehouse.trino_rules import write_rules
+
+    assert settings.trino_rules_file is not None
+    tenants = TenantStore(open_object_store(settings)).all()
+    write_rules(settings.trino_rules_file, settings, tenants)
+
+
 def _secrets_dir() -> Path | None:
     value = os.environ.get("LAKEWIRE_SECRETS_DIR")
     return Path(value) if value else None
@@ -265,6 +296,9 @@ def setup(settings: Settings) -> None:
         print(f"MinIO users ready: {', '.join(sorted(set(users)))}")
     ensure_buckets_and_notifications(settings)
     print(f"buckets {', '.join(settings.default_buckets)} ready; landing notifies")
+    if settings.trino_rules_file is not None:
+        write_trino_rules(settings)
+        print(f"trino rules written to {settings.trino_rules_file}")
     if settings.iceberg_rest_uri:
         uri = settings.iceberg_rest_uri
         name = settings.iceberg_rest_warehouse or "lakewire"

@@ -33,7 +33,9 @@ LAKEKEEPER_UID = 65532  # distroless "nonroot"
 ROOT_UID = 0  # MinIO and NATS start as root in their images
 
 # Services that get their own MinIO user (never the root login), and NATS clients.
-S3_USERS = ("storage", "dagster", "trino", "lakekeeper", "jupyter")
+# "tenants" is the one with MinIO admin rights (users and policies only): the storage service's
+# tenants endpoint holds it beside, never instead of, its everyday S3 login (docs/tenants.md).
+S3_USERS = ("storage", "dagster", "trino", "lakekeeper", "jupyter", "tenants")
 NATS_USERS = ("init", "storage", "dagster", "minio")
 
 
@@ -120,6 +122,8 @@ SERVICES: dict[str, ServiceSecrets] = {
             "lakewire_webhook_token": _same("webhook_token"),
             "lakewire_nats_url": _nats_url("storage"),
             **_s3_login("storage"),
+            "lakewire_minio_admin_access_key": _same("s3_tenants_access_key"),
+            "lakewire_minio_admin_secret_key": _same("s3_tenants_secret_key"),
         },
     ),
     "dagster": ServiceSecrets(

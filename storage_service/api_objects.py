@@ -31,7 +31,7 @@ from lakehouse.tiers import TierMap, locate
 from storage_service import authz
 from storage_service.access import Caller, Runtime, principal
 from storage_service.authz import Principal
-from storage_service.events import OBJECT_CREATED_PUT
+from storage_service.events import OBJECT_CREATED_PUT, PRINCIPAL_METADATA
 from storage_service.http_ranges import parse_range
 from storage_service.presign import BadSignature
 from storage_service.runtime import ServiceRuntime
@@ -208,6 +208,7 @@ async def upload(
                     body(),
                     content_type=request.headers.get("content-type"),
                     part_size=rt.settings.upload_part_bytes,
+                    metadata={PRINCIPAL_METADATA: who.id},
                 )
             except BaseException as exc:
                 if rt.watcher is not None:

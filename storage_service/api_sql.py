@@ -42,7 +42,9 @@ from lakehouse.settings import Settings
 from lakehouse.sql import CATALOGS, SqlEngine, TableNotFound
 from lakehouse.sql_guard import SqlError, SqlRefused
 from lakehouse.sql_scope import filter_result, scope_statement
+from lakehouse.tenants import tenant_trino_user
 from storage_service.access import Caller, Runtime, principal
+from storage_service.authz import Principal
 
 router = APIRouter(prefix="/api/sql", tags=["sql"], dependencies=[Depends(principal)])
 
@@ -99,6 +101,13 @@ class SqlState:
         with self.lock:
             for qid in [q for q, r in self.results.items() if r.expires < now]:
                 del self.results[qid]
+
+
+def trino_user(who: Principal) -> str | None:
+    """A tenant's statements reach Trino as the tenant's own principal, so Trino's rules
+    (``lakehouse.trino_rules``) hold it to its schema even if the statement check missed
+    something; the admin's run as the configured read-only principal, as before."""
+    return tenant_trino_user(who.id) if who.tenant is not None else None
 
 
 def _state(request: Request) -> SqlState:
@@ -181,7 +190,7 @@ async def run_sql(body: SqlRequest, request: Request, rt: Runtime, who: Caller) 
         statement = scoped.sql
     qid = body.query_id or uuid.uuid4().hex
     try:
-        engine = open_engine(settings, rt.store, engine=body.engine)
+        engine = open_engine(settings, rt.store, engine=body.engine, trino_user=trino_user(who))
     except SqlError as exc:
         return _error(exc, 400)
     with state.lock:
@@ -324,16 +333,16 @@ async def catalog_tree(rt: Runtime, who: Caller) -> CatalogTree:
     """catalog → schema → table → columns with types, as the engine sees them; a tenant's
     tree holds its own schema only."""
     settings = rt.settings
-    tree = await asyncio.to_thread(_catalog_tree, settings, rt.store)
+    tree = await asyncio.to_thread(_catalog_tree, settings, rt.store, trino_user(who))
     if who.schema is not None:
         for node in tree.catalogs:
             node.schemas = [s for s in node.schemas if s.name.lower() == who.schema]
     return tree
 
 
-def _catalog_tree(settings: Settings, store: Any) -> CatalogTree:
+def _catalog_tree(settings: Settings, store: Any, user: str | None) -> CatalogTree:
     name = engine_name(settings)
-    engine = open_engine(settings, store)
+    engine = open_engine(settings, store, trino_user=user)
     try:
         if isinstance(engine, SqlEngine):
             return CatalogTree(

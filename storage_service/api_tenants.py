@@ -9,7 +9,7 @@ its S3 secret, too, is shown once.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, HTTPException, Response
@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from lakehouse.tenants import Tenant, tenant_schema
 from storage_service.access import Caller, Runtime, require_key
 from storage_service.authz import presign_max_seconds
-from storage_service.tenants import TenantConflict, TenantNotFound
+from storage_service.tenants import AfterChangeFailed, TenantConflict, TenantNotFound
 
 router = APIRouter(prefix="/api", tags=["tenants"])
 admin = [Depends(require_key)]
@@ -105,6 +105,12 @@ def _answers() -> Iterator[None]:
         raise HTTPException(404, detail=str(exc)) from None
     except TenantConflict as exc:
         raise HTTPException(409, detail=str(exc)) from None
+    except AfterChangeFailed as exc:
+        raise _rules_not_written(exc) from None
+
+
+def _rules_not_written(exc: AfterChangeFailed) -> HTTPException:
+    return HTTPException(502, detail=f"saved; Trino's rules file was not rewritten: {exc}")
 
 
 @router.get("/whoami")
@@ -133,8 +139,9 @@ def create_tenant(body: TenantCreate, rt: Runtime) -> TenantWithKey:
     try:
         access_key, secret_key = rt.minio_users.create(tenant)
     except Exception as exc:  # no half-made tenant: without its MinIO user it is removed
-        rt.tenants.delete(tenant.id)
-        raise HTTPException(502, detail=f"MinIO refused the tenant's user: {exc}") from exc
+        with suppress(AfterChangeFailed):  # logged; the MinIO refusal is what the admin needs
+            rt.tenants.delete(tenant.id)
+        raise HTTPException(502, detail=f"MinIO refused the tenant ({exc}); not created") from exc
     tenant = rt.tenants.update(tenant.id, s3_access_key=access_key)
     return _with_key(tenant, key, secret_key)
 
@@ -148,16 +155,22 @@ def get_tenant(tenant_id: str, rt: Runtime) -> TenantView:
 @router.patch("/tenants/{tenant_id}", dependencies=admin)
 def change_tenant(tenant_id: str, body: TenantChange, rt: Runtime) -> TenantView:
     """Rename, re-scope, disable or enable. Disabling refuses the tenant's keys at once."""
+    unsynced: AfterChangeFailed | None = None
     with _answers():
-        tenant = rt.tenants.update(
-            tenant_id, name=body.name, scopes=body.scopes, disabled=body.disabled
-        )
+        try:
+            tenant = rt.tenants.update(
+                tenant_id, name=body.name, scopes=body.scopes, disabled=body.disabled
+            )
+        except AfterChangeFailed as exc:  # saved: MinIO must still follow, then say so
+            unsynced, tenant = exc, rt.tenants.get(tenant_id)
     if rt.minio_users is not None and tenant.s3_access_key:
         with _store_errors():
             if body.scopes is not None:
                 rt.minio_users.rescope(tenant)
             if body.disabled is not None:
                 rt.minio_users.set_disabled(tenant.s3_access_key, body.disabled)
+    if unsynced is not None:
+        raise _rules_not_written(unsynced)
     return _view(tenant)
 
 
@@ -174,12 +187,18 @@ def _store_errors() -> Iterator[None]:
 @router.delete("/tenants/{tenant_id}", status_code=204, dependencies=admin)
 def delete_tenant(tenant_id: str, rt: Runtime) -> Response:
     """The tenant and its keys go; objects under its prefixes stay (the admin decides)."""
+    unsynced: AfterChangeFailed | None = None
     with _answers():
         tenant = rt.tenants.get(tenant_id)
-        rt.tenants.delete(tenant_id)
+        try:
+            rt.tenants.delete(tenant_id)
+        except AfterChangeFailed as exc:
+            unsynced = exc
     if rt.minio_users is not None and tenant.s3_access_key:
         with _store_errors():
             rt.minio_users.remove(tenant.id, tenant.s3_access_key)
+    if unsynced is not None:
+        raise _rules_not_written(unsynced)
     return Response(status_code=204)
 
 

@@ -28,6 +28,10 @@ _LIFECYCLE_EVENT_PREFIXES = (
     "s3:ObjectTransition:",
 )
 _LIFECYCLE_AGENT_PREFIXES = ("Internal: [ILM-", LIFECYCLE_USER_AGENT)
+# The API names an upload's caller in the object's user metadata: on S3 the notification's
+# userIdentity is the storage service's own credential, never the caller.
+PRINCIPAL_METADATA = "lakewire-principal"
+_PRINCIPAL_NAMES = (PRINCIPAL_METADATA, f"x-amz-meta-{PRINCIPAL_METADATA}")
 
 
 def is_lifecycle(event_name: str, user_agent: str | None) -> bool:
@@ -143,6 +147,19 @@ def _ilm_principal(rec: dict[str, Any]) -> str | None:
     )
 
 
+def _writer(rec: dict[str, Any], obj: dict[str, Any]) -> str | None:
+    """Who wrote the object: the API caller its user metadata names (MinIO repeats an object's
+    user metadata in the record, as ``X-Amz-Meta-Lakewire-Principal``), else the record's
+    ``userIdentity`` (the store's idea of the writer: its access key)."""
+    meta = obj.get("userMetadata")
+    if isinstance(meta, dict):
+        for name, value in meta.items():
+            if str(name).lower() in _PRINCIPAL_NAMES and isinstance(value, str) and value:
+                return value
+    principal = (rec.get("userIdentity") or {}).get("principalId")
+    return principal if isinstance(principal, str) else None
+
+
 def parse_message(data: bytes, stream_seq: int | None = None) -> list[BucketEvent]:
     """Decode a MinIO/AWS notification body; raises ``ValueError`` on anything malformed."""
     try:
@@ -167,7 +184,7 @@ def parse_message(data: bytes, stream_seq: int | None = None) -> list[BucketEven
                     content_type=obj.get("contentType"),
                     user_agent=(rec.get("source") or {}).get("userAgent") or _ilm_principal(rec),
                     stream_seq=stream_seq,
-                    principal=(rec.get("userIdentity") or {}).get("principalId"),
+                    principal=_writer(rec, obj),
                 )
             )
         return out

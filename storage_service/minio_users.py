@@ -12,11 +12,13 @@ sequence of admin calls; enforcement by a real MinIO is left to ``make compose-s
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from lakehouse.settings import Settings
-from lakehouse.tenants import Tenant
+from lakehouse.tenants import Tenant, tenant_kms_key
 
 OBJECT_ACTIONS = [
     "s3:GetObject",
@@ -42,6 +44,21 @@ class AdminClient(Protocol):
     def attach_policy(
         self, policies: list[str], user: str | None = None, group: str | None = None
     ) -> str: ...
+    def kms_key_create(self, key: str | None = None) -> str: ...
+
+
+class MinioStepFailed(RuntimeError):
+    """One admin call of a tenant's set-up failed; the message names the step and the object."""
+
+
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    try:
+        yield
+    except MinioStepFailed:
+        raise
+    except Exception as exc:
+        raise MinioStepFailed(f"{what}: {exc}") from exc
 
 
 def policy_name(tenant_id: str) -> str:
@@ -74,17 +91,41 @@ def tenant_policy(tenant: Tenant) -> dict[str, Any]:
 
 
 class MinioTenants:
-    def __init__(self, admin: AdminClient) -> None:
+    """``kms``: the store has a KMS that creates keys (MinIO with KES), so each tenant gets its
+    SSE-KMS key (``lakehouse.tenants.tenant_kms_key``) when it is created."""
+
+    def __init__(self, admin: AdminClient, *, kms: bool = False) -> None:
         self.admin = admin
+        self.kms = kms
 
     def create(self, tenant: Tenant) -> tuple[str, str]:
-        """The tenant's S3 access key and secret key (the secret is shown once, never kept)."""
+        """The tenant's S3 access key and secret key (the secret is shown once, never kept).
+
+        The KMS key comes first: a store that cannot make it refuses the tenant before any user
+        exists. A key left by an earlier, half-made attempt is taken as it is (keys are not
+        deleted with tenants: objects encrypted with them may outlive the tenant).
+        """
         access_key = "LW" + secrets.token_hex(9).upper()  # 20 characters, as MinIO allows
         secret_key = secrets.token_urlsafe(30)
-        self.admin.policy_add(policy_name(tenant.id), policy=tenant_policy(tenant))
-        self.admin.user_add(access_key, secret_key)
-        self.admin.attach_policy([policy_name(tenant.id)], user=access_key)
+        if self.kms:
+            self.ensure_kms_key(tenant.id)
+        name = policy_name(tenant.id)
+        with _step(f"adding policy {name}"):
+            self.admin.policy_add(name, policy=tenant_policy(tenant))
+        with _step(f"adding user {access_key}"):
+            self.admin.user_add(access_key, secret_key)
+        with _step(f"attaching policy {name} to user {access_key}"):
+            self.admin.attach_policy([name], user=access_key)
         return access_key, secret_key
+
+    def ensure_kms_key(self, tenant_id: str) -> str:
+        key = tenant_kms_key(tenant_id)
+        try:
+            self.admin.kms_key_create(key)
+        except Exception as exc:
+            if "already exist" not in str(exc).lower():
+                raise MinioStepFailed(f"creating KMS key {key}: {exc}") from exc
+        return key
 
     def rescope(self, tenant: Tenant) -> None:
         self.admin.policy_add(policy_name(tenant.id), policy=tenant_policy(tenant))
@@ -115,4 +156,4 @@ def open_minio_tenants(settings: Settings) -> MinioTenants | None:
         region=settings.s3_region,
         secure=url.scheme == "https",
     )
-    return MinioTenants(admin)
+    return MinioTenants(admin, kms=settings.minio_kms)

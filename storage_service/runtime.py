@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from lakehouse.audit_table import flush_audit
 from lakehouse.objectstore import LocalObjectStore, ObjectInfo, ObjectStore, open_object_store
 from lakehouse.settings import Settings
+from lakehouse.tenants import Tenant
+from lakehouse.trino_rules import write_rules
 from storage_service.auth import load_or_create_api_key
 from storage_service.buckets import BucketCatalog
 from storage_service.events import OBJECT_CREATED_COPY
@@ -63,7 +65,7 @@ class ServiceRuntime:
             s.state_dir / "notifications.json", default_notifications(s.landing_bucket)
         )
         self.api_key = load_or_create_api_key(s)
-        self.tenants = TenantRegistry(s, self.store)
+        self.tenants = TenantRegistry(s, self.store, on_change=self._tenants_changed)
         self.minio_users = open_minio_tenants(s)
         self.catalog = BucketCatalog(s, self.store, self.index, self.notifications)
         self.unrouted: dict[str, Unrouted] = {}
@@ -82,6 +84,15 @@ class ServiceRuntime:
             before_copy=self._before_copy,
             after_copy=self._after_copy,
         )
+
+    def _tenants_changed(self, tenants: list[Tenant]) -> None:
+        """Trino's rules follow the registry (platform: LAKEWIRE_TRINO_RULES_FILE is set)."""
+        if self.settings.trino_rules_file is not None:
+            write_rules(self.settings.trino_rules_file, self.settings, tenants)
+
+    def sync_trino_rules(self) -> None:
+        """At start: tenants changed by another replica, or a file lost with its volume."""
+        self._tenants_changed(self.tenants.all())
 
     def ensure_default_buckets(self) -> None:
         self.catalog.ensure_default_buckets()
@@ -127,6 +138,11 @@ class ServiceRuntime:
         if self.store.native_events:
             self._tasks.append(asyncio.create_task(self._count_s3_buckets(self._stop)))
             self._tasks.append(asyncio.create_task(self._follow_s3_events(self._stop)))
+        if self.settings.trino_rules_file is not None:
+            try:
+                await asyncio.to_thread(self.sync_trino_rules)
+            except Exception as exc:
+                log.error("could not write Trino's rules file: %s", exc)
         try:
             self.renamer.resume_all()
         except Exception as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -30,6 +31,8 @@ from lakehouse.tenants import (
     validate_tenant_id,
 )
 
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "lw"
 MAX_KEYS = 2  # the old and the new one during a rotation
 # scrypt cost: 16 MiB and some tens of ms per check; the memory makes guessing on GPUs dear.
@@ -44,6 +47,10 @@ class TenantNotFound(LookupError):
 
 class TenantConflict(ValueError):
     pass
+
+
+class AfterChangeFailed(RuntimeError):
+    """The change is saved, but what follows it (Trino's rules file) failed: the caller says so."""
 
 
 class BadKey(Exception):
@@ -92,10 +99,14 @@ class TenantRegistry:
         settings: Settings,
         store: ObjectStore,
         clock: Callable[[], datetime] | None = None,
+        on_change: Callable[[list[Tenant]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.records = TenantStore(store)
         self.clock = clock or (lambda: datetime.now(UTC))
+        # Told every tenant after each change made here, under the lock, so derived state (the
+        # Trino rules file) follows the changes in the order they were made.
+        self.on_change = on_change
         self._lock = threading.Lock()
         self._tenants: dict[str, Tenant] | None = None
         self._loaded = 0.0
@@ -200,7 +211,9 @@ class TenantRegistry:
                 keys=[key],
             )
             self._check_overlap(tenant)
-            self._save(tenant)
+            # A new tenant is refused by Trino until its rules are written: a failure here is
+            # logged, not raised, so the key made above is not lost.
+            self._save(tenant, strict=False)
         return tenant, plain
 
     def update(
@@ -224,7 +237,8 @@ class TenantRegistry:
         with self._lock:
             tenant = self._fresh(tenant_id).model_copy(update=changes)
             self._check_overlap(tenant)
-            self._save(tenant)
+            # Disabling must reach Trino's rules, or the caller hears it did not.
+            self._save(tenant, strict=disabled is not None)
         return tenant
 
     def add_key(self, tenant_id: str, expires_at: datetime | None = None) -> tuple[Tenant, str]:
@@ -236,7 +250,7 @@ class TenantRegistry:
                 )
             key, plain = self._new_key(tenant_id, expires_at)
             tenant = tenant.model_copy(update={"keys": [*tenant.keys, key]})
-            self._save(tenant)
+            self._save(tenant, strict=False)  # keys are not in Trino's rules; never lose one
         return tenant, plain
 
     def revoke_key(self, tenant_id: str, key_id: str) -> Tenant:
@@ -246,7 +260,7 @@ class TenantRegistry:
             if len(keys) == len(tenant.keys):
                 raise TenantNotFound(f"tenant '{tenant_id}' has no key {key_id}")
             tenant = tenant.model_copy(update={"keys": keys})
-            self._save(tenant)
+            self._save(tenant, strict=False)
         return tenant
 
     def delete(self, tenant_id: str) -> None:
@@ -254,6 +268,7 @@ class TenantRegistry:
             self._fresh(tenant_id)
             self.records.delete(tenant_id)
             self._reload()
+            self._changed()
 
     def _fresh(self, tenant_id: str) -> Tenant:
         self._reload()
@@ -263,7 +278,19 @@ class TenantRegistry:
             raise TenantNotFound(f"no tenant '{tenant_id}'")
         return tenant
 
-    def _save(self, tenant: Tenant) -> None:
+    def _save(self, tenant: Tenant, strict: bool = True) -> None:
         self.records.put(tenant)
         assert self._tenants is not None
         self._tenants[tenant.id] = tenant
+        self._changed(strict)
+
+    def _changed(self, strict: bool = True) -> None:
+        if self.on_change is None:
+            return
+        assert self._tenants is not None
+        try:
+            self.on_change(sorted(self._tenants.values(), key=lambda t: t.id))
+        except Exception as exc:
+            log.error("tenants changed, but what follows the change failed: %s", exc)
+            if strict:
+                raise AfterChangeFailed(str(exc)) from exc

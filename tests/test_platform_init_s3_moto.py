@@ -110,6 +110,11 @@ def test_one_minio_user_and_policy_per_service_never_admin(tmp_path: Path) -> No
     for name, policy in admin.policies.items():
         statements = policy["Statement"]
         assert isinstance(statements, list) and statements
+        if name == "lakewire-tenants":  # the documented exception: tenants' users and keys
+            assert statements == [{"Effect": "Allow", "Action": platform_init.TENANT_ADMIN_ACTIONS}]
+            assert all(a.startswith("admin:") for a in platform_init.TENANT_ADMIN_ACTIONS)
+            assert "admin:*" not in platform_init.TENANT_ADMIN_ACTIONS
+            continue
         for st in statements:
             assert all(a.startswith("s3:") for a in st["Action"]), name  # never admin:*
             assert all(r.startswith("arn:aws:s3:::") for r in st["Resource"]), name
@@ -141,9 +146,22 @@ def test_setup_creates_users_then_buckets_and_gives_lakekeeper_its_own_login_on_
     ensure_secrets(secrets, chown=False)
     monkeypatch.setenv("LAKEWIRE_SECRETS_DIR", str(secrets / "init"))
     arn = "arn:aws:sqs:us-east-1:123456789012:lakewire"
+    rules = tmp_path / "trino-rules" / "rules.json"
     settings = s3_settings(
-        tmp_path, nats, moto_s3, s3_notification_arn=arn, iceberg_rest_uri="http://lk/catalog"
+        tmp_path,
+        nats,
+        moto_s3,
+        s3_notification_arn=arn,
+        iceberg_rest_uri="http://lk/catalog",
+        trino_rules_file=rules,
     )
+    # A tenant from an earlier run: Trino must start with its rule (init runs before Trino).
+    from lakehouse.objectstore import open_object_store
+    from lakehouse.tenants import Tenant, TenantStore
+    from lakehouse.trino_rules import render_rules
+
+    acme = Tenant(id="acme", name="ACME", scopes=["datasets/acme/"], created="now")
+    TenantStore(open_object_store(settings)).put(acme)
     admin = _RecordingAdmin()
     monkeypatch.setattr(platform_init, "minio_admin", lambda s: admin)
     warehouses: list[tuple[str, str, tuple[str, str] | None]] = []
@@ -154,8 +172,9 @@ def test_setup_creates_users_then_buckets_and_gives_lakekeeper_its_own_login_on_
     )
     platform_init.setup(settings)
 
+    assert rules.read_text() == render_rules(settings, [acme])
     assert {c[1] for c in admin.calls if c[0] == "policy_add"} == {
-        f"lakewire-{u}" for u in ("storage", "dagster", "trino", "lakekeeper", "jupyter")
+        f"lakewire-{u}" for u in ("storage", "dagster", "trino", "lakekeeper", "jupyter", "tenants")
     }
     s3 = moto_s3.client()
     assert {b["Name"] for b in s3.list_buckets()["Buckets"]} >= set(settings.default_buckets)

@@ -46,7 +46,8 @@ def test_secrets_generated_once_private_per_service_and_read_by_settings(tmp_pat
     check = (
         "from lakehouse.settings import Settings; s = Settings();"
         f"print(s.api_key.get_secret_value() == {first['api_key']!r},"
-        " s.s3_access_key.get_secret_value(), s.nats_url)"
+        " s.s3_access_key.get_secret_value(), s.nats_url,"
+        " s.minio_admin_access_key.get_secret_value())"
     )
     out = subprocess.run(
         [sys.executable, "-c", check],
@@ -55,9 +56,11 @@ def test_secrets_generated_once_private_per_service_and_read_by_settings(tmp_pat
         text=True,
         check=True,
     )
-    ok, access, nats_url = out.stdout.split()
+    ok, access, nats_url, tenants_admin = out.stdout.split()
     assert ok == "True"
     assert access == first["s3_storage_access_key"]
+    # The tenants endpoint's MinIO admin login is its own user, not the everyday one or root.
+    assert tenants_admin == first["s3_tenants_access_key"] != access
     assert nats_url == f"nats://storage:{first['nats_storage_password']}@nats:4222"
 
 

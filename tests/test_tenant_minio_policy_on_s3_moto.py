@@ -19,8 +19,14 @@ import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
+from lakehouse.settings import Settings
 from lakehouse.tenants import Tenant
-from storage_service.minio_users import MinioTenants, policy_name, tenant_policy
+from storage_service.minio_users import (
+    MinioTenants,
+    open_minio_tenants,
+    policy_name,
+    tenant_policy,
+)
 from tests.helpers import NatsServer, Service, local_settings, s3_settings
 from tests.s3servers import MotoServer
 
@@ -60,8 +66,15 @@ def test_policy_allows_the_scope_and_nothing_else() -> None:
 class RecordingAdmin:
     """Stands in for MinIO's admin API, which no server here implements: records the calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, kms_error: str | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.kms_error = kms_error  # what MinIO answers to a key create, if it refuses
+
+    def kms_key_create(self, key: str | None = None) -> str:
+        self.calls.append(("kms_key_create", key))
+        if self.kms_error is not None:
+            raise RuntimeError(self.kms_error)
+        return ""
 
     def policy_add(
         self, policy_name: str, policy_file: Any = None, policy: dict[str, Any] | None = None
@@ -165,3 +178,52 @@ def test_bucket_default_encryption_with_a_tenants_kms_key(
         assert c.put(path, json={"algorithm": "SSE-KMS"}).status_code == 422
         assert c.put(path, json={"algorithm": "SSE-KMS", "tenant": "nobody"}).status_code == 404
         assert c.put(path, json={"algorithm": "none"}).json()["enabled"] is False
+
+
+@pytest.mark.parametrize("answer", [None, "key with name 'lakewire-tenant-acme' already exists"])
+def test_with_a_kms_the_tenants_key_is_created_first(
+    tmp_path: Path, nats: NatsServer, answer: str | None
+) -> None:
+    """A key left by an earlier, half-made attempt is taken as it is."""
+    admin = RecordingAdmin(kms_error=answer)
+    with Service(local_settings(tmp_path, nats)) as svc:
+        svc.runtime.minio_users = MinioTenants(admin, kms=True)
+        made = svc.client.post("/api/tenants", json={"id": "acme"})
+        assert made.status_code == 201, made.text
+    assert [call for call, _ in admin.calls] == [
+        "kms_key_create",
+        "policy_add",
+        "user_add",
+        "attach_policy",
+    ]
+    assert admin.calls[0] == ("kms_key_create", "lakewire-tenant-acme")
+
+
+def test_a_kms_that_refuses_the_key_refuses_the_tenant_and_says_why(
+    tmp_path: Path, nats: NatsServer
+) -> None:
+    admin = RecordingAdmin(kms_error="KMS is not configured")
+    with Service(local_settings(tmp_path, nats)) as svc:
+        svc.runtime.minio_users = MinioTenants(admin, kms=True)
+        r = svc.client.post("/api/tenants", json={"id": "acme"})
+        assert r.status_code == 502
+        detail = r.json()["detail"]
+        assert "creating KMS key lakewire-tenant-acme: KMS is not configured" in detail
+        assert "not created" in detail
+        assert svc.client.get("/api/tenants/acme").status_code == 404
+    assert admin.calls == [("kms_key_create", "lakewire-tenant-acme")]  # no user was made
+
+
+def test_the_kms_step_is_a_setting_off_by_default(tmp_path: Path) -> None:
+    base: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "storage_backend": "s3",
+        "s3_endpoint": "http://minio.example:9000",
+        "minio_admin_access_key": "admin-user",
+        "minio_admin_secret_key": "admin-secret-value",
+    }
+    default = open_minio_tenants(Settings(**base))
+    with_kms = open_minio_tenants(Settings(**base, minio_kms=True))
+    assert default is not None and default.kms is False
+    assert with_kms is not None and with_kms.kms is True
+    assert open_minio_tenants(Settings(data_dir=tmp_path, minio_kms=True)) is None  # local store
