@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from lakehouse.settings import Settings
 from lakewire.processes import pid_alive
+from lakewire.run_workers import server_ready, worker_socket
 from tests.helpers import Platform, wait_for, write_csv
 
 pytestmark = pytest.mark.platform
@@ -68,6 +70,9 @@ def test_with_dispatcher_and_warm_workers_down_the_sensor_and_a_fresh_worker_ing
         out = platform.supervisorctl("start", "dispatch", "run-workers")
         assert "dispatch: started" in out and "run-workers: started" in out, out
         wait_for(lambda: _dispatcher_follows(platform), 60, "the dispatcher to follow", 0.5)
+        # A launch before the warm server listens falls back to a fresh worker, by design.
+        sock = worker_socket(Settings(data_dir=platform.data_dir))
+        wait_for(lambda: server_ready(sock), 60, "the warm worker server", 0.5)
     # Back up: the next event is pushed and warm again, and nothing was ingested twice.
     platform.lakewire(
         "put", str(write_csv(tmp_path / "c.csv", 5, start=30)), "landing/pulled/c.csv"
