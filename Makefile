@@ -16,7 +16,7 @@ PYTHON_VERSIONS = 3.11 3.13 3.12
 PYTHON    ?=
 VENV      ?= .venv
 # make's own settings, not the programs' (sub-makes still get them through MAKEFLAGS).
-unexport PYTHON VENV
+unexport PYTHON VENV TEST_WORKERS
 UV_VERSION = 0.13.9
 TOOLS      = .tools
 UV         = $(TOOLS)/bin/uv
@@ -102,14 +102,19 @@ postgres:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
+# Tests run in $(TEST_WORKERS) pytest-xdist workers, a module per worker at a time (loadscope), so
+# a module's platform starts once: most of a platform test's time is waiting on services.
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
+
 pytest: $(VENV)/.synced browser postgres
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 test: lint pytest bench-smoke
 
 # The quick loop: every test that starts neither the embedded platform nor a browser.
 test-fast: $(VENV)/.synced postgres
-	$(BIN)/pytest -q -p no:cacheprovider -m "not platform and not browser"
+	$(PYTEST) -m "not platform and not browser"
 
 # One end-to-end event-path test on the embedded platform. -rs names a skip; a skip or an
 # empty selection fails (the test's id is exact, so a rename shows up as "not found").
