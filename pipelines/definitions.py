@@ -10,6 +10,7 @@ from lakehouse.objectstore import open_object_store
 from lakehouse.routes import RoutesError, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
+from pipelines import run_logs
 from pipelines.ais_pipeline import ais_assets
 from pipelines.assets import (
     asset_key,
@@ -79,6 +80,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *schedules,
         ],
         resources={"lakewire": LakewireResource(), **storage_io_managers()},
+        loggers={"console": run_logs.console},
     )
     return merge_user_modules(platform, user)
 
