@@ -1,11 +1,11 @@
 """JSON-lines logs for every Lakewire process: one object per line, with the request, run and
 object it concerns where those are known, so a log shipper (Loki, Vector, CloudWatch) reads the
-storage service, the dispatcher, the run workers and Dagster's run and sensor logs without a
+storage service, the dispatcher, the run workers and Dagster's run logs without a
 parsing rule per process.
 
 It lives in the lowest layer because every process imports ``lakehouse``; the storage service
 sets the request fields (``storage_service/logs.py``), the dispatcher and the runs set the run
-fields, and Dagster's run and sensor log records carry their run in ``dagster_meta``, which is
+fields, and Dagster's run log records carry their run in ``dagster_meta``, which is
 read here. Dagster's instance configuration names :class:`JsonFormatter` in ``python_logs``
 (``lakewire/dagster_home.py``), so one formatter writes them all.
 """
@@ -29,12 +29,14 @@ _CONTEXT = (("request_id", request_id), ("object", request_object), ("run_id", r
 
 # Attributes every LogRecord has; anything else was passed as ``extra=`` and is logged too.
 # uvicorn's ``color_message`` is the same text with terminal colours; ``dagster_meta`` is read
-# field by field below (it holds Dagster objects, not JSON).
+# field by field below, and the event objects Dagster attaches are in it too.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {
     "message",
     "asctime",
     "color_message",
     "dagster_meta",
+    "dagster_event",
+    "dagster_event_batch_metadata",
 }
 # Run tags worth a field of their own (the table a run writes is how operators search).
 _RUN_TAGS = {"lakewire/table": "table"}

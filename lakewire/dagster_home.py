@@ -22,7 +22,7 @@ RUN_MONITORING_POLL_SECONDS = 10
 
 
 PYTHON_LOGS = {
-    # Run and sensor log records, one JSON line each on the process's stderr (the supervisor's
+    # Run log records, one JSON line each on the process's stderr (the supervisor's
     # log file), by the formatter every Lakewire process uses; the code location's console
     # logger stays silent so each record is printed once (pipelines/run_logs.py).
     "dagster_handler_config": {

@@ -73,6 +73,7 @@ def build_definitions(settings: Settings) -> Definitions:
             ScheduleDefinition(
                 name="reconcile_landing",
                 job=reconcile_job,
+                run_config=run_logs.with_json_logs({}),
                 cron_schedule=settings.reconcile_cron,
                 default_status=DefaultScheduleStatus.RUNNING,
                 description="Re-emit events for landing objects that never reached a table.",
