@@ -22,6 +22,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from lakehouse.delta_ledger import app_transactions
+from lakehouse.failpoints import failpoint
 from lakehouse.objectstore import ObjectStore
 from lakehouse.tables import (
     COLUMN_NAMING_PROPERTY,
@@ -160,6 +161,9 @@ class DeltaTarget:
             self._write(dt, data, spec, partitions, props)
         except CommitFailedError as exc:
             raise CommitConflict(f"{self.ref.qualified}: {exc}") from exc
+        # The rows and their ledger entries are committed; the run has not finished, so a
+        # crash here leaves a failed run whose objects the next run takes again.
+        failpoint("delta.after_commit")
         latest = self._table()
         return latest.version() if latest else None
 

@@ -14,11 +14,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import time
 import xmlrpc.client
 from collections import defaultdict, deque
 from pathlib import Path
+
+from lakehouse.jsonlogs import configure_json_logging
+
+log = logging.getLogger("lakewire.crashwatch")
 
 
 def _parse(line: str) -> dict[str, str]:
@@ -45,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max", type=int, default=5)
     ap.add_argument("--window", type=float, default=120.0)
     args = ap.parse_args(argv)
+    configure_json_logging()
     server = xmlrpc.client.ServerProxy(
         "http://localhost", transport=_UnixTransport(args.socket, 30.0)
     ).supervisor
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"crash loop: {len(seen)} unexpected exits within {args.window:.0f} s; "
                     "stopped by the supervisor's crash watch"
                 )
-                print(f"{name}: {reason}", file=sys.stderr, flush=True)
+                log.warning("service stopped: %s", reason, extra={"service": name})
                 with contextlib.suppress(OSError, xmlrpc.client.Error):
                     _record(args.record, name, reason)
                     server.stopProcess(name, False)

@@ -21,6 +21,23 @@ MAX_RUNTIME_SECONDS = 1800
 RUN_MONITORING_POLL_SECONDS = 10
 
 
+PYTHON_LOGS = {
+    # Run log records, one JSON line each on the process's stderr (the supervisor's
+    # log file), by the formatter every Lakewire process uses; the code location's console
+    # logger stays silent so each record is printed once (pipelines/run_logs.py).
+    "dagster_handler_config": {
+        "handlers": {
+            "lakewire_json": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "lakewire_json",
+            }
+        },
+        "formatters": {"lakewire_json": {"()": "lakehouse.jsonlogs.JsonFormatter"}},
+    }
+}
+
+
 def instance_config(settings: Settings) -> dict[str, object]:
     home = settings.dagster_home
     storage: dict[str, object] = {"sqlite": {"base_dir": str(home / "storage")}}
@@ -71,6 +88,7 @@ def instance_config(settings: Settings) -> dict[str, object]:
             "max_resume_run_attempts": 0,
             "poll_interval_seconds": RUN_MONITORING_POLL_SECONDS,
         },
+        "python_logs": PYTHON_LOGS,
         "telemetry": {"enabled": False},
         "nux": {"enabled": False},
     }

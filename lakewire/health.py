@@ -5,7 +5,7 @@
 - the stream: its tail, the ingestion sensor's cursor (Dagster GraphQL) and the lag between;
 - runs: queued now, failed and succeeded in the last hour (Dagster GraphQL);
 - quarantined objects: the ``.reason.json`` files under the quarantine prefix in the index;
-- disk: free and total bytes under the data dir.
+- disk: free and total bytes under the data dir, and under the local store's objects.
 
 A part that cannot be reached says so under ``error`` instead of failing the whole report.
 """
@@ -70,17 +70,26 @@ def quarantined_objects(settings: Settings) -> dict[str, Any]:
     return {"objects": count}
 
 
-def disk_health(settings: Settings) -> dict[str, Any]:
-    path = settings.resolved_data_dir
+def _usage(path: Path) -> dict[str, Any]:
     while not path.exists() and path != path.parent:
         path = path.parent
     usage = shutil.disk_usage(path)
     return {
         "path": str(path),
+        "device": path.stat().st_dev,
         "free_bytes": usage.free,
         "total_bytes": usage.total,
         "free_percent": round(100.0 * usage.free / usage.total, 1) if usage.total else None,
     }
+
+
+def disk_health(settings: Settings) -> dict[str, Any]:
+    """Free space under the data dir, and under the local store's objects (``storage``): they
+    may be a disk of their own, and a full object disk refuses writes (507) while the rest of
+    the platform runs on (``None`` on the S3 backend, whose space is the store's business)."""
+    out = _usage(settings.resolved_data_dir)
+    out["storage"] = _usage(settings.storage_root) if settings.storage_backend == "local" else None
+    return out
 
 
 def stream_health(settings: Settings) -> dict[str, Any]:
@@ -170,6 +179,12 @@ def lines(health: dict[str, Any]) -> list[str]:
             for b, c in u["buckets"].items()
         )
     disk = f"{_size(d['free_bytes'])} free of {_size(d['total_bytes'])} under {d['path']}"
+    store = d.get("storage")
+    if store and store["device"] != d["device"]:  # the objects' own disk
+        disk += (
+            f"; objects: {_size(store['free_bytes'])} free of {_size(store['total_bytes'])}"
+            f" under {store['path']}"
+        )
     return [
         f"Outbox:              {outbox}",
         f"Stream:              {stream}",

@@ -31,9 +31,10 @@ import sys
 import threading
 from pathlib import Path
 
+from lakehouse import jsonlogs
 from lakehouse.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("lakewire.run_workers")  # also when run as __main__
 
 # Libraries every ingestion run imports; not ``pipelines.definitions`` (see the module docstring).
 WARM_MODULES = (
@@ -137,7 +138,7 @@ def serve(socket_path: Path) -> None:
         server.bind(str(socket_path))
         os.chmod(socket_path, 0o600)  # whoever can connect can run code as this user
         server.listen(128)  # probes and launches queue while a fork is under way
-        print(f"warm run workers ready on {socket_path}", flush=True)
+        log.info("warm run workers ready", extra={"socket": str(socket_path)})
         while True:
             conn, _ = server.accept()
             with conn:
@@ -176,6 +177,11 @@ def _run_worker(execute_run_args: str) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         random.seed()
         from dagster._cli.api import execute_run_command
+        from dagster._grpc.types import ExecuteRunArgs
+        from dagster_shared.serdes import deserialize_value
+
+        # Lines the run's own modules log (not through Dagster) name the run too.
+        jsonlogs.run_id.set(deserialize_value(execute_run_args, ExecuteRunArgs).run_id)
 
         try:
             execute_run_command.main(
@@ -194,7 +200,7 @@ def _run_worker(execute_run_args: str) -> None:
 
 def main() -> None:
     """``python -m lakewire.run_workers <socket path>``: what the supervisor runs."""
-    logging.basicConfig(level=logging.INFO)
+    jsonlogs.configure_json_logging()
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m lakewire.run_workers <socket path>")
     serve(Path(sys.argv[1]))

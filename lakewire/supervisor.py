@@ -207,6 +207,10 @@ def services(settings: Settings) -> list[Service]:
                 str(s.dagster_port),
                 "-w",
                 str(workspace),
+                # Dagster's own lines as JSON too (its formatter; run and sensor records go
+                # through lakehouse.jsonlogs by the instance's python_logs).
+                "--log-format",
+                "json",
             ],
             s.dagster_port,
             "LAKEWIRE_DAGSTER_PORT",
@@ -221,7 +225,7 @@ def services(settings: Settings) -> list[Service]:
         ),
         Service(
             "dagster-daemon",
-            [bin_path("dagster-daemon"), "run", "-w", str(workspace)],
+            [bin_path("dagster-daemon"), "run", "-w", str(workspace), "--log-format", "json"],
             0,
             "",
             lambda: dagster_daemon_healthy(s),

@@ -10,6 +10,7 @@ from lakehouse.objectstore import open_object_store
 from lakehouse.routes import RoutesError, settings_routes
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef
+from pipelines import run_logs
 from pipelines.ais_pipeline import ais_assets
 from pipelines.assets import (
     asset_key,
@@ -72,6 +73,7 @@ def build_definitions(settings: Settings) -> Definitions:
             ScheduleDefinition(
                 name="reconcile_landing",
                 job=reconcile_job,
+                run_config=run_logs.with_json_logs({}),
                 cron_schedule=settings.reconcile_cron,
                 default_status=DefaultScheduleStatus.RUNNING,
                 description="Re-emit events for landing objects that never reached a table.",
@@ -79,6 +81,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *schedules,
         ],
         resources={"lakewire": LakewireResource(), **storage_io_managers()},
+        loggers={"console": run_logs.console},
     )
     return merge_user_modules(platform, user)
 

@@ -24,6 +24,7 @@ from dagster import DagsterInstance, RunRequest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from nats.js.api import DeliverPolicy
 
+from lakehouse.jsonlogs import configure_json_logging
 from lakehouse.routes import RoutesError
 from lakehouse.settings import Settings
 from pipelines.requests import RunStorage, plan_runs
@@ -74,7 +75,12 @@ class Dispatcher:
             log.warning("launch for %s refused (%s); the sensor will retry", rr.tags, exc)
             return None
         log.info(
-            "run %s for %s: %s", run_id, rr.tags["lakewire/table"], rr.tags["lakewire/sources"]
+            "run requested",
+            extra={
+                "run_id": run_id,
+                "table": rr.tags["lakewire/table"],
+                "objects": rr.tags["lakewire/sources"],
+            },
         )
         return run_id
 
@@ -137,9 +143,7 @@ async def run_forever(settings: Settings, ready_file: Path | None = None) -> Non
 def main() -> None:
     """``python -m pipelines.dispatch [READY_FILE]``: what the supervisor runs beside the daemon
     (it writes its pid to READY_FILE once it follows the stream)."""
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    configure_json_logging()
     ready = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     if ready is not None:
         ready.unlink(missing_ok=True)

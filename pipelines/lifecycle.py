@@ -50,6 +50,7 @@ from lakehouse.objectstore import ObjectNotFound, ObjectStore
 from lakehouse.settings import Settings
 from lakehouse.tiers import SYSTEM_BUCKET
 from pipelines.resources import LakewireResource
+from pipelines.run_logs import with_json_logs
 from storage_service.events import BucketEvent, sequencer_for
 from storage_service.stream import publish_events
 
@@ -166,7 +167,7 @@ def lifecycle_schedules(settings: Settings, store: ObjectStore) -> list[Schedule
             name=schedule_name(bucket),
             job=lifecycle_job,
             cron_schedule=settings.lifecycle_schedule,
-            run_config={"ops": {"apply_lifecycle": {"config": {"bucket": bucket}}}},
+            run_config=with_json_logs({"ops": {"apply_lifecycle": {"config": {"bucket": bucket}}}}),
             default_status=DefaultScheduleStatus.RUNNING,
             description=f"Daily lifecycle of bucket {bucket}.",
         )
@@ -205,9 +206,9 @@ def build_rules_sensor(interval_seconds: int = 30) -> SensorDefinition:
         requests = [
             RunRequest(
                 run_key=f"lifecycle-plan:{b}:{now[b]}",
-                run_config={
-                    "ops": {"apply_lifecycle": {"config": {"bucket": b, "plan_only": True}}}
-                },
+                run_config=with_json_logs(
+                    {"ops": {"apply_lifecycle": {"config": {"bucket": b, "plan_only": True}}}}
+                ),
                 tags={"lakewire/lifecycle": b},
             )
             for b in changed

@@ -39,6 +39,7 @@ from lakehouse.routes import Route
 from lakehouse.settings import Settings
 from lakehouse.tables import TableRef, delta_table_uri
 from pipelines.resources import LakewireResource
+from pipelines.run_logs import with_json_logs
 
 
 class MaintenanceRefused(ValueError):
@@ -364,7 +365,7 @@ def maintenance_schedules(
             name="maintain_" + "_".join(ref.qualified.split(".")),
             job=maintenance_job,
             cron_schedule=settings.maintenance_schedule,
-            run_config=maintenance_run_config(ref, route),
+            run_config=with_json_logs(maintenance_run_config(ref, route)),
             default_status=DefaultScheduleStatus.RUNNING,
             description=f"Weekly maintenance of {ref.qualified}.",
         )

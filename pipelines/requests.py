@@ -35,6 +35,7 @@ from pipelines.batches import (
     Item,
     pending_by_table,
 )
+from pipelines.run_logs import with_json_logs
 from storage_service.events import BucketEvent
 
 TABLE_TAG = "lakewire/table"
@@ -178,13 +179,19 @@ def run_request(
     owner = {TENANT_TAG: tenant} if tenant else {}
     return RunRequest(
         run_key=run_key,
-        run_config={
-            "ops": {
-                "ingest_objects": {
-                    "config": {"route": route_name, "table": table, "drain_from_seq": first_seq}
+        run_config=with_json_logs(
+            {
+                "ops": {
+                    "ingest_objects": {
+                        "config": {
+                            "route": route_name,
+                            "table": table,
+                            "drain_from_seq": first_seq,
+                        }
+                    }
                 }
             }
-        },
+        ),
         tags={
             TABLE_TAG: table,
             "lakewire/route": route_name,

@@ -9,7 +9,7 @@ import uvicorn
 
 from lakehouse.settings import Settings
 from storage_service.app import create_app
-from storage_service.logs import configure_json_logging
+from storage_service.logs import configure_service_logging
 from storage_service.outbox import Outbox
 from storage_service.statedb import StateFileCorrupt
 
@@ -17,7 +17,7 @@ log = logging.getLogger("storage_service")
 
 
 def main() -> None:
-    configure_json_logging()
+    configure_service_logging()
     settings = Settings()
     try:  # a damaged outbox is said in one line (the supervisor shows it), not a traceback
         Outbox(settings.state_dir / "outbox.db").close()

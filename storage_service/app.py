@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ from storage_service.api_events import router as events_router
 from storage_service.api_tenants import router as tenants_router
 from storage_service.audit import AuditLog, AuditMiddleware
 from storage_service.authz import Denied
+from storage_service.disk_full import disk_full_response
 from storage_service.gate import BucketBusy
 from storage_service.logs import RequestLogMiddleware
 from storage_service.metrics import MetricsMiddleware, ServiceMetrics
@@ -102,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(exc, InvalidRange):  # RFC 9110: a 416 names the object's length
             headers["Content-Range"] = f"bytes */{exc.size}"
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    app.add_exception_handler(OSError, disk_full_response)
+    app.add_exception_handler(sqlite3.OperationalError, disk_full_response)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(rt: Runtime) -> dict[str, object]:

@@ -196,6 +196,12 @@ class RuntimeCollector(Collector):
             value=outbox.published,
         )
         yield CounterMetricFamily(
+            "lakewire_events_duplicates",
+            "Events JetStream acked as duplicates (same Nats-Msg-Id inside its window) and kept"
+            " once: a batch published again after a crash before its outbox delete.",
+            value=outbox.duplicates,
+        )
+        yield CounterMetricFamily(
             "lakewire_events_publish_failures",
             "Publisher failures (NATS down, stream missing, timeout) since the service started;"
             " the events stay in the outbox and are retried.",

@@ -13,6 +13,7 @@ import logging
 import threading
 from pathlib import Path
 
+from lakehouse.failpoints import failpoint
 from lakehouse.settings import Settings
 from storage_service.events import BucketEvent
 from storage_service.statedb import StateFileCorrupt, open_state_db
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Outbox:
-    published = failures = stream_seq = 0  # the publisher's counts, for /metrics
+    published = duplicates = failures = stream_seq = 0  # the publisher's counts, for /metrics
     # Why the publisher cannot reach JetStream right now (None: connected, or not tried yet),
     # for the page's summary bar.
     nats_error: str | None = None
@@ -110,8 +111,10 @@ async def run_publisher(settings: Settings, outbox: Outbox, stop: asyncio.Event)
                         )
                     )
                     outbox.stream_seq = max(ack.seq for ack in acks)
+                    failpoint("outbox.after_publish")  # acked by JetStream, still in the outbox
                     outbox.done([row[0] for row in rows])
                     outbox.published += len(rows)
+                    outbox.duplicates += sum(1 for ack in acks if ack.duplicate)
         except Exception as exc:  # NATS down, stream gone, timeouts: keep the events and retry.
             outbox.failures += 1
             outbox.nats_error = (

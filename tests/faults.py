@@ -134,6 +134,45 @@ def kill_and_wait(platform: Platform, name: str) -> float:
     return took
 
 
+# -- a small data disk ------------------------------------------------------------------------
+# The object disk the module's platform runs on (``<data dir>/storage``): a tmpfs of this size,
+# so the disk-full fault fills a real filesystem without touching the machine's own disk.
+# The state (outbox, index), NATS and Dagster stay on the data dir's disk, as with a separate
+# data volume. Full sizes write a few hundred MB across the suite.
+DISK_BYTES = {"small": 256 * 1024**2, "full": 4 * 1024**3}
+
+
+def mount_small_disk(path: Path) -> bool:
+    """Mount a tmpfs of ``DISK_BYTES`` on ``path`` (root only); False where it is refused."""
+    path.mkdir(parents=True, exist_ok=True)
+    size = DISK_BYTES[sizes().name]
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "lakewire-faults", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
+
+
+def fill_disk(filler: Path) -> int:
+    """Take every free byte of ``filler``'s filesystem (a hidden file no store lists); the
+    bytes it holds."""
+    with filler.open("wb", buffering=0) as fh:
+        free = os.statvfs(filler).f_bavail * os.statvfs(filler).f_frsize
+        if free > 0:
+            os.posix_fallocate(fh.fileno(), 0, free)
+        chunk = b"\0" * 65536
+        with contextlib.suppress(OSError):  # whatever allocation left, until ENOSPC
+            while True:
+                fh.write(chunk)
+    return filler.stat().st_size
+
+
 # -- clients ----------------------------------------------------------------------------------
 class Clients:
     """A few clients putting CSVs of mixed sizes (and now and then an empty, bad one) through

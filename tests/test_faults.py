@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,11 @@ import httpx
 import nats
 import pytest
 
+from lakehouse.failpoints import ENV as FAILPOINTS_ENV
+from lakehouse.failpoints import arm_file
 from lakehouse.settings import Settings
 from lakewire.health import outbox_health
+from storage_service.events import BucketEvent, parse_message
 from storage_service.statedb import move_aside
 from tests.faults import (
     RESTART_DEADLINE,
@@ -36,21 +40,48 @@ from tests.faults import (
     Clients,
     account,
     api_key,
+    fill_disk,
     kill_and_wait,
+    mount_small_disk,
     probe_recovery,
     record,
     services,
     sizes,
+    status_json,
     steady,
     supervisorctl,
     table_counts,
+    unmount,
     wait_running,
 )
-from tests.helpers import Platform, csv_bytes, wait_for
+from tests.helpers import Platform, csv_bytes, platform_env, wait_for
 
 pytestmark = pytest.mark.faults
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 on_platform = pytest.mark.platform
+# The points the module's platform may be killed at (each fires once per arm file).
+PUBLISHED_NOT_DELETED = "outbox.after_publish"
+COMMITTED_NOT_FINISHED = "delta.after_commit"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The conftest's platform, on a small object disk of its own (a tmpfs, where mounting is
+    permitted) and with the suite's failpoints named (inert until a test arms one)."""
+    data_dir = tmp_path_factory.mktemp("platform")
+    disk = data_dir / "storage"
+    mounted = mount_small_disk(disk)
+    env = platform_env(
+        data_dir, **{FAILPOINTS_ENV: f"{PUBLISHED_NOT_DELETED},{COMMITTED_NOT_FINISHED}"}
+    )
+    p = Platform(data_dir, env)
+    try:
+        p.lakewire("up", "--detach")
+        yield p
+    finally:
+        p.lakewire("down", check=False)
+        if mounted:
+            unmount(disk)
 
 
 def _settings(platform: Platform) -> Settings:
@@ -59,6 +90,26 @@ def _settings(platform: Platform) -> Settings:
 
 def _outbox_events(platform: Platform) -> int:
     return int(outbox_health(_settings(platform)).get("events", 0))
+
+
+def _arm(platform: Platform, point: str) -> Path:
+    arm = arm_file(platform.data_dir / "state", point)
+    arm.parent.mkdir(parents=True, exist_ok=True)
+    arm.touch()
+    return arm
+
+
+def _scrape(platform: Platform) -> Samples:
+    """The storage service's ``/metrics``, sample by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"Authorization": f"Bearer {api_key(platform)}"}
+    text = httpx.get(f"{platform.storage_url}/metrics", headers=headers, timeout=30).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _check(result: Account) -> None:
@@ -312,21 +363,165 @@ def test_damaged_outbox_refuses_to_start_and_damaged_index_is_rebuilt(
 
 
 @on_platform
+def test_data_disk_full_then_freed(platform: Platform) -> None:
+    """The object disk fills while clients put: each write is refused with a 507 and its
+    reason (never a 500 or a hang), what was acknowledged before stays and lands, and once
+    space is freed writes and ingestion go on without a restart."""
+    disk = platform.data_dir / "storage"
+    if not os.path.ismount(disk):
+        pytest.skip("mounting a size-limited tmpfs is not permitted here (needs root)")
+    filler = disk / ".disk-filler"
+    url = f"{platform.storage_url}/api/buckets/landing/objects/fault_disk_refused/x.csv"
+    headers = {"Authorization": f"Bearer {api_key(platform)}"}
+    before = services(platform)["storage-service"]
+    with Clients(platform, "fault_disk") as clients, steady(clients):
+        held = fill_disk(filler)
+        full = time.monotonic()
+        resp = httpx.put(url, content=csv_bytes(2000), headers=headers, timeout=30)
+        assert resp.status_code == 507, (resp.status_code, resp.text)
+        assert "no space left" in resp.json()["detail"] and resp.headers["retry-after"]
+        disk_report = status_json(platform)["health"]["disk"]["storage"]
+        assert disk_report["path"] == str(disk) and disk_report["free_bytes"] < 1024**2
+        acked_while_full = clients.count()
+        time.sleep(max(0.0, sizes().outage_seconds - (time.monotonic() - full)))
+        filler.unlink()
+        freed = time.monotonic()
+        clients.wait_more(1, timeout=RESTART_DEADLINE)
+        writes_back = time.monotonic() - freed
+        recovery = probe_recovery(platform, "fault_disk", freed)
+    after = services(platform)["storage-service"]
+    assert after["pid"] == before["pid"], "the storage service was restarted"
+    assert httpx.head(url, headers=headers, timeout=10).status_code == 404
+    print(
+        f"\ndisk full ({held / 1e6:.0f} MB filler) {sizes().outage_seconds:.0f} s; "
+        f"{acked_while_full} acked before; writes back {writes_back:.1f} s after freeing"
+    )
+    _check(
+        account(
+            platform,
+            f"object disk full {sizes().outage_seconds:.0f} s, then freed",
+            "fault_disk",
+            dict(clients.acked),
+            recovery,
+        )
+    )
+
+
+async def _stream_events(settings: Settings, prefix: str) -> list[BucketEvent]:
+    """The stream's created events of ``landing/<prefix>...`` keys, in stream order."""
+    from nats.js.api import DeliverPolicy
+
+    nc = await nats.connect(settings.effective_nats_url)
+    found: list[BucketEvent] = []
+    try:
+        js = nc.jetstream()
+        tail = (await js.stream_info(settings.stream_name)).state.last_seq
+        sub = await js.subscribe(
+            f"{settings.subject_prefix}.>",
+            stream=settings.stream_name,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        seq = 0
+        while seq < tail:
+            msg = await sub.next_msg(timeout=10)
+            seq = msg.metadata.sequence.stream
+            with contextlib.suppress(ValueError):
+                found += [
+                    e
+                    for e in parse_message(msg.data, stream_seq=seq)
+                    if e.key.startswith(prefix) and e.is_created
+                ]
+    finally:
+        await nc.close()
+    return found
+
+
+@on_platform
+def test_storage_service_killed_between_publish_and_outbox_delete(platform: Platform) -> None:
+    """A failpoint SIGKILLs the storage service right after JetStream acked a batch and before
+    the outbox forgot it: the restarted service publishes the batch again with the same
+    ``Nats-Msg-Id``, JetStream drops the copies, and every object lands once."""
+    settings = Settings(data_dir=platform.data_dir, nats_url=platform.nats_url)
+    old = services(platform)["storage-service"]
+    with Clients(platform, "fault_publish") as clients, steady(clients):
+        arm = _arm(platform, PUBLISHED_NOT_DELETED)
+        wait_for(lambda: not arm.exists(), 60, "the publish failpoint to fire", 0.05)
+        killed = time.monotonic()
+        wait_running(platform, "storage-service", old["pid"])
+        took = time.monotonic() - killed
+        recovery = probe_recovery(platform, "fault_publish", killed)
+    now = services(platform)["storage-service"]
+    assert now["restarts"] >= old["restarts"] + 1 and "SIGKILL" in (now["last_exit"] or ""), now
+    wait_for(lambda: _outbox_events(platform) == 0, 120, "the outbox to drain", 0.2)
+    events = asyncio.run(_stream_events(settings, "fault_publish/"))
+    print(f"\nstorage service back in {took:.1f} s; {len(events)} events in the stream")
+    assert set(clients.acked) <= {e.key for e in events}, "an acknowledged put has no event"
+    # The batch published before the kill went out again after it, with the same message ids
+    # (bucket/key/sequencer): JetStream kept one copy of each. (A key may have two events: a
+    # put cut off by the kill before its answer was retried by its client, a new version.)
+    ids = Counter(e.msg_id for e in events)
+    assert all(n == 1 for n in ids.values()), {i: n for i, n in ids.items() if n > 1}
+    assert _scrape(platform).get(("lakewire_events_duplicates_total", frozenset()), 0) >= 1
+    _check(
+        account(
+            platform,
+            "storage service SIGKILLed between publish and outbox delete",
+            "fault_publish",
+            dict(clients.acked),
+            recovery,
+        )
+    )
+
+
+@on_platform
+def test_run_worker_killed_between_commit_and_run_end(platform: Platform) -> None:
+    """A failpoint SIGKILLs a run worker the moment its Delta commit (rows and ledger entries)
+    has landed, before the run records anything: the run is failed by the worker health check,
+    the table's next run takes the same objects again, and the ledger makes it write none of
+    them twice."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    instance = platform.dagster_instance()
+    table = "delta.default.fault_commit"
+    with Clients(platform, "fault_commit") as clients, steady(clients):
+        arm = _arm(platform, COMMITTED_NOT_FINISHED)
+        wait_for(lambda: not arm.exists(), 120, "the commit failpoint to fire", 0.05)
+        killed = time.monotonic()
+
+        def failed() -> Any:
+            runs = instance.get_runs(
+                filters=RunsFilter(
+                    tags={"lakewire/table": table}, statuses=[DagsterRunStatus.FAILURE]
+                ),
+                limit=1,
+            )
+            return runs[0] if runs else None
+
+        run = wait_for(failed, 120, "the killed run to be failed", 0.5)
+        recovery = probe_recovery(platform, "fault_commit", killed)
+    print(
+        f"\nrun {run.run_id} killed after its commit; failed {time.monotonic() - killed:.1f} s on"
+    )
+    _check(
+        account(
+            platform,
+            "run worker SIGKILLed between its commit and the run's end",
+            "fault_commit",
+            dict(clients.acked),
+            recovery,
+        )
+    )
+
+
+@on_platform
 def test_metrics_show_the_sensor_lag_and_run_outcomes_per_table(platform: Platform) -> None:
     """``/metrics`` scraped during a burst: the stream tail, the sensor's cursor and lag, and
     the finished runs of the burst's table, all moving as the burst lands."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    headers = {"Authorization": f"Bearer {api_key(platform)}"}
     table = "delta.default.fault_metrics"
 
     def scrape() -> Samples:
-        text = httpx.get(f"{platform.storage_url}/metrics", headers=headers, timeout=30).text
-        return {
-            (s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+        return _scrape(platform)
 
     def runs(samples: Samples) -> float:
         key = frozenset({("table", table), ("status", "SUCCESS")})
@@ -377,6 +572,70 @@ def test_storage_service_logs_json_lines_with_request_ids(platform: Platform) ->
     line = wait_for(logged, 30, "the request's log line", 0.2)
     assert line["object"] == "landing/fault_logs/a b.csv"
     assert line["status"] == 201 and line["method"] == "PUT" and line["duration_ms"] >= 0
+
+
+# Lakewire's own processes, whose every line is one JSON object (Dagster's webserver and daemon
+# write their own lines in Dagster's JSON format, ``--log-format json``).
+JSON_LOGS = ("storage-service", "dispatch", "run-workers", "crashwatch")
+LINE_FIELDS = {"ts", "level", "logger", "msg"}
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    records = []
+    for n, ln in enumerate(lines, 1):
+        try:
+            records.append(json.loads(ln))
+        except ValueError:
+            raise AssertionError(f"{path.name}:{n} is not JSON: {ln[:300]}") from None
+    return records
+
+
+@on_platform
+def test_every_lakewire_process_logs_json_lines(platform: Platform) -> None:
+    """After objects went through the event path, every line of each Lakewire process's log
+    is one JSON object with its time, level, logger and message; the dispatcher's line for a
+    run names the run and its table, and so do the run worker's Dagster events of that run;
+    the daemon's own lines are JSON too (Dagster's format)."""
+    headers = {"Authorization": f"Bearer {api_key(platform)}"}
+    for n in range(2):
+        resp = httpx.put(
+            f"{platform.storage_url}/api/buckets/landing/objects/fault_jsonlogs/{n}.csv",
+            content=csv_bytes(3, start=n * 3),
+            headers=headers,
+            timeout=30,
+        )
+        assert resp.status_code == 201
+    wait_for(lambda: sum(table_counts(platform, "fault_jsonlogs").values()) == 6, 120, "rows", 0.5)
+    wait_for(platform.settled_runs, 120, "runs to settle", 1)
+    table = "delta.default.fault_jsonlogs"
+    logs = platform.data_dir / "logs"
+    records = {name: _json_lines(logs / f"{name}.log") for name in JSON_LOGS}
+    for name, lines in records.items():
+        missing = [r for r in lines if not r.keys() >= LINE_FIELDS]
+        assert not missing, (name, missing[:3])
+    runs = {r.get("run_id") for r in records["run-workers"] if r.get("table") == table}
+    assert runs - {None}, "no run worker line names a run of the table"
+    events = {r.get("event") for r in records["run-workers"] if r.get("run_id") in runs}
+    assert "RUN_SUCCESS" in events or "STEP_SUCCESS" in events, events
+    asked = [r for r in records["dispatch"] if r["msg"] == "run requested"]
+    assert all(r["run_id"] and r["table"] for r in asked), asked[:3]
+    # The daemon's own lines are Dagster's JSON (``--log-format json``; its fields, not ours).
+    daemon = _json_lines_where_json(logs / "dagster-daemon.log")
+    assert any(r.get("logger") == "dagster.daemon.SensorDaemon" for r in daemon)
+
+
+def _json_lines_where_json(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    out = []
+    for ln in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            if isinstance(rec := json.loads(ln), dict):
+                out.append(rec)
+    return out
 
 
 def test_four_ingestion_processes_on_one_delta_table(tmp_path: Path) -> None:

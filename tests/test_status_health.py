@@ -45,6 +45,8 @@ def test_health_reads_the_state_with_nats_and_dagster_away(tmp_path: Path) -> No
     assert "Dagster unreachable" in report["stream"]["error"]
     assert "Dagster unreachable" in report["runs"]["error"]
     assert report["disk"]["free_bytes"] > 0 and report["disk"]["total_bytes"] > 0
+    assert report["disk"]["storage"]["path"] == str(settings.storage_root)
+    assert report["disk"]["storage"]["free_bytes"] > 0
     text = "\n".join(health.lines(report))
     assert "Outbox:" in text and "Quarantined:         1 objects" in text and "Disk:" in text
 
