@@ -15,6 +15,7 @@ SUPPORTED       = 3.11 3.12 3.13
 PYTHON_VERSIONS = 3.11 3.13 3.12
 PYTHON    ?=
 VENV      ?= .venv
+TEST_WORKERS ?= 2
 # make's own settings, not the programs' (sub-makes still get them through MAKEFLAGS).
 unexport PYTHON VENV TEST_WORKERS
 UV_VERSION = 0.13.9
@@ -104,7 +105,6 @@ postgres:
 
 # Tests run in $(TEST_WORKERS) pytest-xdist workers, a module per worker at a time (loadscope), so
 # a module's platform starts once: most of a platform test's time is waiting on services.
-TEST_WORKERS ?= 2
 PYTEST = $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope
 
 pytest: $(VENV)/.synced browser postgres
