@@ -264,8 +264,12 @@ def table_counts(platform: Platform, dataset: str) -> dict[str, int]:
     in-process (a `lakewire sql` process per poll cost seconds on a loaded machine)."""
     import polars as pl
 
+    from lakehouse.delta import open_table
+
     path = platform.data_dir / "storage" / "lake" / "default" / dataset
-    if not (path / "_delta_log").is_dir():
+    # A log folder with no commit yet (the first commit failed, e.g. on a full disk) is no
+    # table, as every reader of the platform sees it.
+    if not (path / "_delta_log").is_dir() or open_table(str(path), {}) is None:
         return {}
     frame = pl.read_delta(str(path), columns=["_source_uri"])
     return {
