@@ -199,6 +199,22 @@ class Platform:
         return runs
 
 
+def delete_stream(settings: Settings) -> None:
+    """Delete the platform's JetStream stream, as an operator's mistake or a lost volume would."""
+    import asyncio
+
+    import nats
+
+    async def delete() -> None:
+        nc = await nats.connect(settings.effective_nats_url)
+        try:
+            await nc.jetstream().delete_stream(settings.stream_name)
+        finally:
+            await nc.close()
+
+    asyncio.run(delete())
+
+
 def platform_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEWIRE_", "DAGSTER_"))}
     env.update(

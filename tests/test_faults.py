@@ -54,7 +54,7 @@ from tests.faults import (
     unmount,
     wait_running,
 )
-from tests.helpers import Platform, csv_bytes, platform_env, wait_for
+from tests.helpers import Platform, csv_bytes, delete_stream, platform_env, wait_for
 
 pytestmark = pytest.mark.faults
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -268,14 +268,6 @@ def test_daemon_and_run_worker_killed_mid_run(platform: Platform) -> None:
     )
 
 
-async def _delete_stream(settings: Settings) -> None:
-    nc = await nats.connect(settings.effective_nats_url)
-    try:
-        await nc.jetstream().delete_stream(settings.stream_name)
-    finally:
-        await nc.close()
-
-
 async def _stream_tail(settings: Settings) -> int | None:
     nc = await nats.connect(settings.effective_nats_url)
     try:
@@ -297,7 +289,7 @@ def test_stream_deleted_while_running(platform: Platform) -> None:
     with Clients(platform, "fault_stream") as clients, steady(clients):
         # The table has ingested (and drained) something before the stream goes.
         wait_for(lambda: table_counts(platform, "fault_stream"), 120, f"rows in {table}", 0.5)
-        asyncio.run(_delete_stream(settings))
+        delete_stream(settings)
         deleted = time.monotonic()
         wait_for(lambda: asyncio.run(_stream_tail(settings)), 60, "the stream recreated", 0.2)
         recovery = probe_recovery(platform, "fault_stream", deleted)

@@ -26,7 +26,7 @@ from pipelines.resources import LakewireResource
 from pipelines.sensors import build_event_sensor
 from storage_service.events import OBJECT_CREATED_PUT, OBJECT_REMOVED_DELETE, BucketEvent
 from storage_service.stream import parse_cursor, publish_events
-from tests.helpers import csv_bytes, land
+from tests.helpers import csv_bytes, delete_stream, land
 
 ROUTES = """
 routes:
@@ -316,16 +316,6 @@ def seq(cursor: str | None) -> int:
     return parse_cursor(cursor)[0]
 
 
-async def _delete_stream(settings: Settings) -> None:
-    import nats
-
-    nc = await nats.connect(settings.effective_nats_url)
-    try:
-        await nc.jetstream().delete_stream(settings.stream_name)
-    finally:
-        await nc.close()
-
-
 def test_a_recreated_stream_is_read_whatever_the_old_streams_runs_drained(env: Any) -> None:
     """A drain mark is a sequence in one incarnation of the stream: after the stream is
     deleted and recreated, new events numbered below an old mark still get their run (the
@@ -335,7 +325,7 @@ def test_a_recreated_stream_is_read_whatever_the_old_streams_runs_drained(env: A
     publish(settings, [event(s) for s in old])
     one = tick(instance, None)
     assert all(r.success for r in run_all(instance, one))  # drained to 4 in the old stream
-    asyncio.run(_delete_stream(settings))
+    delete_stream(settings)
     new = land(store, "landing", "shop/new.csv", csv_bytes(1, start=50))
     publish(settings, [event(new)])  # sequence 1 of the new stream
     two = tick(instance, one.cursor)
